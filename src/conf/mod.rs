@@ -1,0 +1,3 @@
+//! Configuration: httpd syntax in, a validated `Config` out.
+pub mod model;
+pub use model::Config;
