@@ -18,4 +18,5 @@
 pub mod balance;
 pub mod conf;
 pub mod http;
+pub mod io;
 pub mod log;

@@ -1,0 +1,164 @@
+//! The epoll fallback on tokio's current-thread runtime, for hosts where io_uring is disabled
+//! (a seccomp profile, `kernel.io_uring_disabled`, an old kernel). Readiness-based I/O is
+//! cancel-safe, so deadlines are plain tokio timeouts here.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Backend, Conn, Gather, Listener, timed_out};
+
+pub struct Epoll;
+
+impl Backend for Epoll {
+    type Conn = EpollConn;
+    type Listener = EpollListener;
+    const NAME: &'static str = "epoll";
+
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        tokio::task::LocalSet::new().block_on(&rt, fut)
+    }
+
+    fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
+        drop(tokio::task::spawn_local(fut));
+    }
+
+    fn listener(l: std::net::TcpListener) -> io::Result<EpollListener> {
+        l.set_nonblocking(true)?;
+        Ok(EpollListener {
+            inner: TcpListener::from_std(l)?,
+            closed: Cell::new(false),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<EpollConn> {
+        let s = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out())??;
+        s.set_nodelay(true)?;
+        Ok(EpollConn { s })
+    }
+}
+
+pub struct EpollListener {
+    inner: TcpListener,
+    closed: Cell<bool>,
+    wake: tokio::sync::Notify,
+}
+
+impl Listener for EpollListener {
+    type Conn = EpollConn;
+
+    async fn accept(&self) -> io::Result<(EpollConn, SocketAddr)> {
+        let closed = || io::Error::new(io::ErrorKind::NotConnected, "listener closed");
+        if self.closed.get() {
+            return Err(closed());
+        }
+        tokio::select! {
+            r = self.inner.accept() => {
+                let (s, peer) = r?;
+                s.set_nodelay(true)?;
+                Ok((EpollConn { s }, peer))
+            }
+            _ = self.wake.notified() => Err(closed()),
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.wake.notify_waiters();
+        // SAFETY: plain syscall on the listener's fd; the kernel stops queueing connections.
+        unsafe { libc::shutdown(self.inner.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+pub struct EpollConn {
+    s: TcpStream,
+}
+
+impl Conn for EpollConn {
+    async fn read(&self, mut buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
+        if buf.capacity() == buf.len() {
+            buf.reserve(4096);
+        }
+        let r = tokio::time::timeout_at(deadline.into(), async {
+            loop {
+                self.s.readable().await?;
+                let len = buf.len();
+                let spare = buf.spare_capacity_mut();
+                // SAFETY: recv writes at most spare.len() bytes into the spare capacity.
+                let n = unsafe {
+                    libc::recv(
+                        self.s.as_raw_fd(),
+                        spare.as_mut_ptr().cast(),
+                        spare.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n >= 0 {
+                    // SAFETY: n bytes were initialised by the kernel.
+                    unsafe { buf.set_len(len + n as usize) };
+                    return Ok(n as usize);
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    return Err(e);
+                }
+                // Spurious readiness: clear it and wait again.
+                let _ = self.s.try_read(&mut []);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(timed_out()));
+        (r, buf)
+    }
+
+    async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
+        let r = tokio::time::timeout_at(deadline.into(), async {
+            while !g.is_empty() {
+                self.s.writable().await?;
+                let n = {
+                    let mut slices = [IoSlice::new(&[]); 64];
+                    let mut k = 0;
+                    for &seg in g.segs.iter().take(64) {
+                        slices[k] = IoSlice::new(g.slice(seg));
+                        k += 1;
+                    }
+                    match self.s.try_write_vectored(&slices[..k]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                g.advance(n);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|_| Err(timed_out()));
+        (r, g)
+    }
+
+    fn is_idle_alive(&self) -> bool {
+        super::peek_idle(self.s.as_raw_fd())
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = socket2::SockRef::from(&self.s).shutdown(how);
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.s.local_addr()
+    }
+}

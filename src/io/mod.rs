@@ -1,0 +1,223 @@
+//! The I/O seam. Everything that knows io_uring lives in `uring`; `epoll` is the fallback with
+//! the same contract, for kernels or sandboxes (seccomp, `kernel.io_uring_disabled`) without
+//! io_uring. The proxy is generic over `Backend` and never names either runtime.
+//!
+//! The contract both backends keep, because tokio-uring's dropped ops are not cancelled
+//! (shared/notes/io-uring.md 1.6):
+//! - every operation owns its buffers for as long as the kernel may touch them;
+//! - a deadline never loses bytes: a read that times out is cancelled and awaited, and data that
+//!   raced the cancel is returned, not dropped;
+//! - a connection's fd is closed only once no operation on it is in flight.
+
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+mod epoll;
+mod uring;
+
+pub use epoll::Epoll;
+pub use uring::Uring;
+
+/// One runtime flavour. All futures are `!Send`: a shard's connections never leave its thread.
+#[allow(async_fn_in_trait)] // shards are single-threaded by design; no Send bounds wanted
+pub trait Backend: 'static {
+    type Conn: Conn;
+    type Listener: Listener<Conn = Self::Conn>;
+    const NAME: &'static str;
+
+    /// Runs `fut` to completion on a fresh runtime owned by the current thread.
+    fn block_on<F: Future>(fut: F) -> F::Output;
+    /// Spawns a task on the current thread's runtime.
+    fn spawn<F: Future<Output = ()> + 'static>(fut: F);
+    fn listener(l: std::net::TcpListener) -> io::Result<Self::Listener>;
+    /// Connects with TCP_NODELAY set; Err(TimedOut) at the deadline.
+    async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<Self::Conn>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Listener: 'static {
+    type Conn: Conn;
+    /// Accepts one connection (TCP_NODELAY set). Several accepts may be outstanding.
+    async fn accept(&self) -> io::Result<(Self::Conn, SocketAddr)>;
+    /// Makes every pending and future `accept` fail, so accept loops end (drain).
+    fn close(&self);
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Conn: 'static {
+    /// Reads into `buf[len..capacity]` and extends `len`; Ok(0) is end of stream. At the
+    /// deadline: Err(TimedOut), with nothing consumed from the socket.
+    async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
+    /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline.
+    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
+    /// True when an idle connection shows neither EOF nor unsolicited bytes (checked with
+    /// MSG_PEEK | MSG_DONTWAIT; never parks a read on the socket).
+    fn is_idle_alive(&self) -> bool;
+    fn shutdown(&self, how: Shutdown);
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Which buffer of a `Gather` a segment points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Src {
+    /// The input buffer of the other side (forwarded bytes, never copied).
+    Input,
+    /// Bytes the proxy generated (changed header fields, its own responses).
+    Scratch,
+}
+
+/// A gather list over two owned buffers: what one `writev` sends. The buffers travel with the
+/// operation and come back with its result, so the kernel never sees freed memory and nothing
+/// is allocated per request once capacities have grown.
+#[derive(Debug, Default)]
+pub struct Gather {
+    pub input: Vec<u8>,
+    pub scratch: Vec<u8>,
+    segs: Vec<(Src, u32, u32)>,
+    /// The uring backend's iovec array, kept for its capacity.
+    iov: Vec<libc::iovec>,
+}
+
+impl Gather {
+    pub fn new() -> Gather {
+        Gather::default()
+    }
+
+    /// Drops every segment; the buffers stay.
+    pub fn clear(&mut self) {
+        self.segs.clear();
+    }
+
+    /// Appends `start..end` of one buffer; merges with the previous segment when contiguous.
+    pub fn push(&mut self, src: Src, start: usize, end: usize) {
+        if start >= end {
+            return;
+        }
+        if let Some(last) = self.segs.last_mut()
+            && last.0 == src
+            && last.2 as usize == start
+        {
+            last.2 = end as u32;
+            return;
+        }
+        self.segs.push((src, start as u32, end as u32));
+    }
+
+    /// Appends bytes to the scratch buffer and a segment for them.
+    pub fn push_scratch(&mut self, bytes: &[u8]) {
+        let start = self.scratch.len();
+        self.scratch.extend_from_slice(bytes);
+        self.push(Src::Scratch, start, self.scratch.len());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    pub fn total_len(&self) -> usize {
+        self.segs.iter().map(|s| (s.2 - s.1) as usize).sum()
+    }
+
+    fn slice(&self, seg: (Src, u32, u32)) -> &[u8] {
+        let buf = match seg.0 {
+            Src::Input => &self.input,
+            Src::Scratch => &self.scratch,
+        };
+        &buf[seg.1 as usize..seg.2 as usize]
+    }
+
+    /// Rebuilds the iovec array from the segments (at most IOV_MAX of them per call).
+    fn fill_iov(&mut self) {
+        self.iov.clear();
+        for &(src, start, end) in self.segs.iter().take(1024) {
+            let buf = match src {
+                Src::Input => &self.input,
+                Src::Scratch => &self.scratch,
+            };
+            let s = &buf[start as usize..end as usize];
+            self.iov.push(libc::iovec {
+                iov_base: s.as_ptr() as *mut libc::c_void,
+                iov_len: s.len(),
+            });
+        }
+    }
+
+    /// Marks `n` bytes as written: drops finished segments, trims a partial one.
+    fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for seg in self.segs.iter_mut() {
+            let len = (seg.2 - seg.1) as usize;
+            if n >= len {
+                n -= len;
+                done += 1;
+            } else {
+                seg.1 += n as u32;
+                break;
+            }
+        }
+        self.segs.drain(..done);
+    }
+}
+
+/// Which backend a process runs on, decided once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Uring,
+    Epoll,
+}
+
+/// Checks that io_uring can be used here (ring creation and the cancel-by-fd opcode the
+/// timeouts rely on). Err carries the reason for the one-line notice.
+pub fn probe_uring() -> Result<(), String> {
+    uring::probe()
+}
+
+/// Liveness of an idle socket without consuming anything: EOF or stray bytes mean dead.
+fn peek_idle(fd: std::os::fd::RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: one-byte peek into a stack buffer.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// Deadline helper: now + d.
+pub fn deadline(d: std::time::Duration) -> Instant {
+    Instant::now() + d
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_merges_and_advances() {
+        let mut g = Gather::new();
+        g.input.extend_from_slice(b"GET / HTTP/1.1\r\nA: b\r\n");
+        g.push(Src::Input, 0, 16);
+        g.push(Src::Input, 16, 22);
+        g.push_scratch(b"X: y\r\n");
+        assert_eq!(g.segs.len(), 2);
+        assert_eq!(g.total_len(), 28);
+        g.advance(20);
+        assert_eq!(g.segs.len(), 2);
+        assert_eq!(g.slice(g.segs[0]), b"\r\n");
+        g.advance(2);
+        assert_eq!(g.segs.len(), 1);
+        assert_eq!(g.slice(g.segs[0]), b"X: y\r\n");
+        g.advance(6);
+        assert!(g.is_empty());
+    }
+}

@@ -1,0 +1,249 @@
+//! The io_uring backend, on tokio-uring's per-thread ring. Every socket operation is a raw
+//! io_uring opcode submitted through tokio-uring's `UnsubmittedOneshot`, whose stored data (our
+//! owned buffers) lives until the completion even if the future is dropped. Deadlines cancel
+//! the operation by fd and then await it, so a timeout never loses bytes (notes 1.6 a/b).
+
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use io_uring::types::{CancelBuilder, Fd};
+use io_uring::{cqueue, opcode, squeue};
+use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
+
+use super::{Backend, Conn, Gather, Listener, timed_out};
+
+/// Maps a completion to `(result, stored data)`.
+struct Completion<D>(PhantomData<fn() -> D>);
+
+impl<D> OneshotOutputTransform for Completion<D> {
+    type Output = (io::Result<u32>, D);
+    type StoredData = D;
+    fn transform_oneshot_output(self, data: D, cqe: cqueue::Entry) -> Self::Output {
+        let res = cqe.result();
+        let r = if res < 0 {
+            Err(io::Error::from_raw_os_error(-res))
+        } else {
+            Ok(res as u32)
+        };
+        (r, data)
+    }
+}
+
+fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> InFlightOneshot<D, Completion<D>> {
+    UnsubmittedOneshot::new(data, Completion(PhantomData), sqe).submit()
+}
+
+/// Cancels every operation in flight on `fd` and waits for the cancel itself to complete.
+async fn cancel_fd(fd: RawFd) {
+    let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all()).build();
+    let _ = submit((), sqe).await; // ENOENT: nothing was in flight
+}
+
+/// Awaits `op`; at the deadline cancels it and awaits it again, so its buffers come back and a
+/// completion that raced the cancel is kept (a read that got data returns that data).
+async fn until<D: Unpin + 'static>(
+    fd: RawFd,
+    op: InFlightOneshot<D, Completion<D>>,
+    deadline: Instant,
+) -> (io::Result<u32>, D) {
+    let mut op = std::pin::pin!(op);
+    tokio::select! {
+        biased;
+        out = &mut op => return out,
+        _ = tokio::time::sleep_until(deadline.into()) => {}
+    }
+    cancel_fd(fd).await;
+    let (r, d) = op.await;
+    match r {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ECANCELED)
+                || e.raw_os_error() == Some(libc::EINTR) =>
+        {
+            (Err(timed_out()), d)
+        }
+        other => (other, d),
+    }
+}
+
+pub struct Uring;
+
+impl Backend for Uring {
+    type Conn = UringConn;
+    type Listener = UringListener;
+    const NAME: &'static str = "io_uring";
+
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        tokio_uring::builder().entries(1024).start(fut)
+    }
+
+    fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
+        drop(tokio_uring::spawn(fut));
+    }
+
+    fn listener(l: std::net::TcpListener) -> io::Result<UringListener> {
+        l.set_nonblocking(false)?;
+        Ok(UringListener {
+            fd: OwnedFd::from(l),
+            closed: std::cell::Cell::new(false),
+        })
+    }
+
+    async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<UringConn> {
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Boxed so the kernel's pointer stays valid while the op future moves.
+        let sa = Box::new(socket2::SockAddr::from(addr));
+        let sqe = opcode::Connect::new(Fd(raw), sa.as_ptr(), sa.len()).build();
+        let (r, _sa) = until(raw, submit(sa, sqe), deadline).await;
+        r?;
+        socket2::SockRef::from(&fd).set_nodelay(true)?;
+        Ok(UringConn { fd })
+    }
+}
+
+pub struct UringListener {
+    fd: OwnedFd,
+    closed: std::cell::Cell<bool>,
+}
+
+impl Listener for UringListener {
+    type Conn = UringConn;
+
+    async fn accept(&self) -> io::Result<(UringConn, SocketAddr)> {
+        if self.closed.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "listener closed",
+            ));
+        }
+        let sqe = opcode::Accept::new(
+            Fd(self.fd.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build();
+        let (r, ()) = submit((), sqe).await;
+        // SAFETY: a successful accept returns a new fd that we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(r? as RawFd) };
+        let sock = socket2::SockRef::from(&fd);
+        sock.set_nodelay(true)?;
+        let peer = sock
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("non-IP peer"))?;
+        Ok((UringConn { fd }, peer))
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        // shutdown(2) on a listening socket makes pending accepts complete with an error.
+        // SAFETY: plain syscall on an fd we own.
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+pub struct UringConn {
+    fd: OwnedFd,
+}
+
+impl UringConn {
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Conn for UringConn {
+    async fn read(&self, mut buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
+        let len = buf.len();
+        let room = buf.capacity() - len;
+        if room == 0 {
+            buf.reserve(4096);
+        }
+        let room = (buf.capacity() - len).min(u32::MAX as usize) as u32;
+        // SAFETY: the pointer is into the Vec's heap block, which the op owns until completion.
+        let ptr = unsafe { buf.as_mut_ptr().add(len) };
+        let sqe = opcode::Recv::new(Fd(self.raw()), ptr, room).build();
+        let (r, mut buf) = until(self.raw(), submit(buf, sqe), deadline).await;
+        match r {
+            Ok(n) => {
+                // SAFETY: the kernel initialised n bytes after len.
+                unsafe { buf.set_len(len + n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
+        while !g.is_empty() {
+            g.fill_iov();
+            let sqe =
+                opcode::Writev::new(Fd(self.raw()), g.iov.as_ptr(), g.iov.len() as u32).build();
+            let (r, back) = until(self.raw(), submit(g, sqe), deadline).await;
+            g = back;
+            match r {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), g),
+                Ok(n) => g.advance(n as usize),
+                Err(e) => return (Err(e), g),
+            }
+        }
+        (Ok(()), g)
+    }
+
+    fn is_idle_alive(&self) -> bool {
+        super::peek_idle(self.raw())
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = socket2::SockRef::from(&self.fd).shutdown(how);
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket2::SockRef::from(&self.fd)
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("non-IP"))
+    }
+}
+
+/// Ring creation plus the kernel version that cancel-by-fd needs (5.19).
+pub fn probe() -> Result<(), String> {
+    if let Err(e) = io_uring::IoUring::new(8) {
+        return Err(format!("io_uring_setup failed: {e}"));
+    }
+    // SAFETY: uname fills the struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Ok(());
+    }
+    let rel: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let rel = String::from_utf8_lossy(&rel);
+    let mut it = rel.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    if (major, minor) < (5, 19) {
+        return Err(format!(
+            "kernel {rel} lacks io_uring cancel-by-fd (needs 5.19)"
+        ));
+    }
+    Ok(())
+}
