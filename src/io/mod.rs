@@ -9,9 +9,11 @@
 //!   raced the cancel is returned, not dropped;
 //! - a connection's fd is closed only once no operation on it is in flight.
 
+use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
 use std::time::Instant;
 
 mod epoll;
@@ -34,6 +36,9 @@ pub trait Backend: 'static {
     fn listener(l: std::net::TcpListener) -> io::Result<Self::Listener>;
     /// Connects with TCP_NODELAY set; Err(TimedOut) at the deadline.
     async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<Self::Conn>;
+    /// Appends `buf` to a file opened with O_APPEND (log files), without blocking the shard
+    /// where the backend allows it.
+    async fn append(file: Rc<File>, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>);
 }
 
 #[allow(async_fn_in_trait)]
@@ -57,6 +62,8 @@ pub trait Conn: 'static {
     fn is_idle_alive(&self) -> bool;
     fn shutdown(&self, how: Shutdown);
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The socket's fd, for the shard's registry (drain shuts idle ones down).
+    fn raw_fd(&self) -> std::os::fd::RawFd;
 }
 
 /// Which buffer of a `Gather` a segment points into.

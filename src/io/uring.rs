@@ -3,10 +3,12 @@
 //! owned buffers) lives until the completion even if the future is dropped. Deadlines cancel
 //! the operation by fd and then await it, so a timeout never loses bytes (notes 1.6 a/b).
 
+use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
@@ -113,6 +115,24 @@ impl Backend for Uring {
         socket2::SockRef::from(&fd).set_nodelay(true)?;
         Ok(UringConn { fd })
     }
+
+    async fn append(file: Rc<File>, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let fd = file.as_raw_fd();
+        let mut data = (file, buf, 0usize);
+        while data.2 < data.1.len() {
+            let rest = &data.1[data.2..];
+            // Offset 0 with O_APPEND appends, as pwrite(2) does on Linux.
+            let sqe = opcode::Write::new(Fd(fd), rest.as_ptr(), rest.len().min(1 << 30) as u32).build();
+            let (r, back) = submit(data, sqe).await;
+            data = back;
+            match r {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data.1),
+                Ok(n) => data.2 += n as usize,
+                Err(e) => return (Err(e), data.1),
+            }
+        }
+        (Ok(()), data.1)
+    }
 }
 
 pub struct UringListener {
@@ -211,6 +231,10 @@ impl Conn for UringConn {
 
     fn shutdown(&self, how: Shutdown) {
         let _ = socket2::SockRef::from(&self.fd).shutdown(how);
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.raw()
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -1,0 +1,158 @@
+//! Forward: the request head for the member, built as segments over the client's input buffer
+//! (untouched field lines are never copied) plus the changed fields in scratch, sent in one
+//! writev together with whatever body bytes arrived with the head.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use crate::conf::Config;
+use crate::conf::model::MemberSpec;
+use crate::http::{BodyFraming, ChunkError, ChunkedScanner, FieldKind, Method, RequestHead};
+use crate::io::{Gather, Src};
+
+/// Appends the member-bound request head to `g` (whose `input` will be `buf`).
+#[allow(clippy::too_many_arguments)] // one call site; the pieces are independent inputs
+pub fn request_head(
+    g: &mut Gather,
+    buf: &[u8],
+    req: &RequestHead,
+    target: &[u8],
+    member: &MemberSpec,
+    cfg: &Config,
+    peer: SocketAddr,
+    backend_keep_alive: bool,
+) {
+    let m = req.method_span;
+    g.push(Src::Input, m.start as usize, m.end as usize);
+    g.push_scratch(b" ");
+    g.push_scratch(target);
+    g.push_scratch(b" HTTP/1.1\r\n");
+    let client_host = req.host.map(|h| h.get(buf));
+    match (cfg.proxy_preserve_host, client_host) {
+        (true, Some(h)) => push_field(g, b"Host", h),
+        _ => {
+            let start = g.scratch.len();
+            if member.port == 80 {
+                let _ = write!(g.scratch, "Host: {}\r\n", member.host);
+            } else {
+                let _ = write!(g.scratch, "Host: {}:{}\r\n", member.host, member.port);
+            }
+            let end = g.scratch.len();
+            g.push(Src::Scratch, start, end);
+        }
+    }
+    let has_body = !matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    for f in &req.fields {
+        let forward = match f.kind {
+            FieldKind::Normal | FieldKind::Cookie | FieldKind::MaxForwards => true,
+            FieldKind::Expect => has_body,
+            FieldKind::XForwardedFor | FieldKind::XForwardedHost | FieldKind::XForwardedServer => {
+                !cfg.proxy_add_headers
+            }
+            FieldKind::Host
+            | FieldKind::ContentLength
+            | FieldKind::TransferEncoding
+            | FieldKind::Connection
+            | FieldKind::HopByHop => false,
+        };
+        if forward {
+            g.push(Src::Input, f.line.start as usize, f.line.end as usize);
+        }
+    }
+    // Added after the hop-by-hop stripping, so `Connection: X-Forwarded-For` cannot remove them.
+    if cfg.proxy_add_headers {
+        let mut ip = [0u8; 48];
+        let n = {
+            let mut w = &mut ip[..];
+            let _ = write!(w, "{}", peer.ip());
+            48 - w.len()
+        };
+        merged_field(g, buf, req, FieldKind::XForwardedFor, b"X-Forwarded-For", &ip[..n]);
+        if let Some(h) = client_host {
+            merged_field(g, buf, req, FieldKind::XForwardedHost, b"X-Forwarded-Host", h);
+        }
+        merged_field(g, buf, req, FieldKind::XForwardedServer, b"X-Forwarded-Server", cfg.server_name.as_bytes());
+    }
+    match req.body {
+        BodyFraming::Length(n) if n > 0 || req.method == Method::Post || req.method == Method::Put => {
+            let start = g.scratch.len();
+            let _ = write!(g.scratch, "Content-Length: {n}\r\n");
+            let end = g.scratch.len();
+            g.push(Src::Scratch, start, end);
+        }
+        BodyFraming::Chunked => g.push_scratch(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    g.push_scratch(if backend_keep_alive { b"Connection: Keep-Alive\r\n\r\n" } else { b"Connection: close\r\n\r\n" });
+}
+
+fn push_field(g: &mut Gather, name: &[u8], value: &[u8]) {
+    g.push_scratch(name);
+    g.push_scratch(b": ");
+    g.push_scratch(value);
+    g.push_scratch(b"\r\n");
+}
+
+/// `Name: <existing values>, <ours>`, as mod_proxy_http merges X-Forwarded-*.
+fn merged_field(g: &mut Gather, buf: &[u8], req: &RequestHead, kind: FieldKind, name: &[u8], ours: &[u8]) {
+    let start = g.scratch.len();
+    g.scratch.extend_from_slice(name);
+    g.scratch.extend_from_slice(b": ");
+    for f in req.fields.iter().filter(|f| f.kind == kind) {
+        g.scratch.extend_from_slice(f.value.get(buf));
+        g.scratch.extend_from_slice(b", ");
+    }
+    g.scratch.extend_from_slice(ours);
+    g.scratch.extend_from_slice(b"\r\n");
+    let end = g.scratch.len();
+    g.push(Src::Scratch, start, end);
+}
+
+/// Progress through a request body as its bytes pass by.
+pub enum BodyState {
+    /// Nothing (left) to send.
+    Done,
+    /// Content-Length bytes still to come.
+    Remaining(u64),
+    Chunked(ChunkedScanner),
+}
+
+impl BodyState {
+    pub fn new(framing: BodyFraming) -> BodyState {
+        match framing {
+            BodyFraming::Length(n) if n > 0 => BodyState::Remaining(n),
+            BodyFraming::Chunked => BodyState::Chunked(ChunkedScanner::new()),
+            _ => BodyState::Done,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, BodyState::Done)
+    }
+
+    /// Takes what belongs to this body from `avail` (bytes starting at `offset` of the buffer):
+    /// pushes that range to `g` and returns its length. Bytes past the body are left alone
+    /// (they are the next pipelined request).
+    pub fn take(&mut self, g: &mut Gather, offset: usize, avail: &[u8], src: Src) -> Result<usize, ChunkError> {
+        let n = match self {
+            BodyState::Done => 0,
+            BodyState::Remaining(r) => {
+                let n = (*r).min(avail.len() as u64) as usize;
+                *r -= n as u64;
+                if *r == 0 {
+                    *self = BodyState::Done;
+                }
+                n
+            }
+            BodyState::Chunked(s) => {
+                let (n, done) = s.scan(avail, |_| {})?;
+                if done {
+                    *self = BodyState::Done;
+                }
+                n
+            }
+        };
+        g.push(src, offset, offset + n);
+        Ok(n)
+    }
+}

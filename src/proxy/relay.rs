@@ -1,0 +1,189 @@
+//! Relay: the member's response head as the client gets it (hop-by-hop fields dropped,
+//! ProxyPassReverse applied, our own Connection field), and the body framing on the way back.
+
+use crate::conf::Config;
+use crate::conf::model::ReverseTarget;
+use crate::http::{BodyFraming, ChunkError, ChunkedScanner, FieldKind, ResponseHead, Version};
+use crate::io::{Gather, Src};
+
+/// Fields whose URL ProxyPassReverse rewrites.
+fn is_location(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"location")
+        || name.eq_ignore_ascii_case(b"content-location")
+        || name.eq_ignore_ascii_case(b"uri")
+        || name.eq_ignore_ascii_case(b"destination")
+}
+
+/// How the body reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFraming {
+    /// As the member framed it (Content-Length or chunked, forwarded verbatim).
+    Same,
+    /// Chunked from the member to an HTTP/1.0 client: sent de-chunked, delimited by close.
+    Dechunk,
+    /// Until the member closes: the client connection closes too.
+    UntilClose,
+}
+
+pub fn client_framing(resp: &ResponseHead, client: Version) -> ClientFraming {
+    match resp.body {
+        BodyFraming::Chunked if client == Version::Http10 => ClientFraming::Dechunk,
+        BodyFraming::UntilClose => ClientFraming::UntilClose,
+        _ => ClientFraming::Same,
+    }
+}
+
+/// Appends the client-bound response head to `g` (whose `input` will be `buf`).
+pub fn response_head(
+    g: &mut Gather,
+    buf: &[u8],
+    resp: &ResponseHead,
+    cfg: &Config,
+    host: Option<&[u8]>,
+    framing: ClientFraming,
+    keep_alive: bool,
+    client: Version,
+) {
+    g.push_scratch(b"HTTP/1.1 ");
+    // "NNN reason" exactly as the member sent it.
+    let sl = resp.status_line;
+    g.push(Src::Input, sl.start as usize + 9, sl.end as usize);
+    g.push_scratch(b"\r\n");
+    for f in &resp.fields {
+        match f.kind {
+            FieldKind::Connection | FieldKind::HopByHop => continue,
+            FieldKind::TransferEncoding if framing == ClientFraming::Dechunk => continue,
+            _ => {}
+        }
+        let name = f.name.get(buf);
+        if is_location(name) && reverse_map(g, cfg, name, f.value.get(buf), host) {
+            continue;
+        }
+        g.push(Src::Input, f.line.start as usize, f.line.end as usize);
+    }
+    if !keep_alive {
+        g.push_scratch(b"Connection: close\r\n\r\n");
+    } else if client == Version::Http10 {
+        g.push_scratch(b"Connection: Keep-Alive\r\n\r\n");
+    } else {
+        g.push_scratch(b"\r\n");
+    }
+}
+
+/// ProxyPassReverse: when `value` starts with a member URL (plus the target's path), writes
+/// the rewritten field and returns true. The public URL uses the client's Host, as httpd does
+/// with UseCanonicalName Off.
+fn reverse_map(g: &mut Gather, cfg: &Config, name: &[u8], value: &[u8], host: Option<&[u8]>) -> bool {
+    for rule in &cfg.proxy_pass_reverse {
+        let mut hit = None;
+        match &rule.target {
+            ReverseTarget::Balancer { balancer, path } => {
+                for m in &cfg.balancers[*balancer].members {
+                    if let Some(rest) = strip_url_prefix(value, m.url.as_bytes(), path.as_bytes()) {
+                        hit = Some(rest);
+                        break;
+                    }
+                }
+            }
+            ReverseTarget::Url(u) => hit = strip_url_prefix(value, u.as_bytes(), b""),
+        }
+        let Some(rest) = hit else { continue };
+        g.push_scratch(name);
+        g.push_scratch(b": ");
+        if let Some(h) = host {
+            g.push_scratch(b"http://");
+            g.push_scratch(h);
+        }
+        let public = rule.path.as_bytes();
+        g.push_scratch(public);
+        if !public.ends_with(b"/") && !rest.is_empty() && rest[0] != b'/' {
+            g.push_scratch(b"/");
+        } else if public.ends_with(b"/") && rest.first() == Some(&b'/') {
+            g.push_scratch(&rest[1..]);
+            g.push_scratch(b"\r\n");
+            return true;
+        }
+        g.push_scratch(rest);
+        g.push_scratch(b"\r\n");
+        return true;
+    }
+    false
+}
+
+/// `value` minus the case-insensitive prefix `url` + `path`, if it has it.
+fn strip_url_prefix<'a>(value: &'a [u8], url: &[u8], path: &[u8]) -> Option<&'a [u8]> {
+    let n = url.len();
+    if value.len() < n || !value[..n].eq_ignore_ascii_case(url) {
+        return None;
+    }
+    let rest = &value[n..];
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    let rest = rest.strip_prefix(path)?;
+    (rest.is_empty() || rest[0] == b'/' || rest[0] == b'?').then_some(rest)
+}
+
+/// Progress through a response body.
+pub enum RespBody {
+    Done,
+    Remaining(u64),
+    Chunked { scanner: ChunkedScanner, dechunk: bool },
+    UntilClose,
+}
+
+impl RespBody {
+    pub fn new(resp: &ResponseHead, framing: ClientFraming) -> RespBody {
+        match resp.body {
+            BodyFraming::None | BodyFraming::Length(0) => RespBody::Done,
+            BodyFraming::Length(n) => RespBody::Remaining(n),
+            BodyFraming::Chunked => {
+                RespBody::Chunked { scanner: ChunkedScanner::new(), dechunk: framing == ClientFraming::Dechunk }
+            }
+            BodyFraming::UntilClose => RespBody::UntilClose,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, RespBody::Done)
+    }
+
+    /// Pushes the part of `buf[offset..]` that belongs to the body onto `g`; returns how many
+    /// bytes of `buf` it consumed. De-chunking pushes only the payload ranges.
+    pub fn take(&mut self, g: &mut Gather, buf: &[u8], offset: usize) -> Result<usize, ChunkError> {
+        let avail = &buf[offset..];
+        let n = match self {
+            RespBody::Done => 0,
+            RespBody::Remaining(r) => {
+                let n = (*r).min(avail.len() as u64) as usize;
+                *r -= n as u64;
+                if *r == 0 {
+                    *self = RespBody::Done;
+                }
+                g.push(Src::Input, offset, offset + n);
+                n
+            }
+            RespBody::UntilClose => {
+                g.push(Src::Input, offset, buf.len());
+                avail.len()
+            }
+            RespBody::Chunked { scanner, dechunk } => {
+                let base = buf.as_ptr() as usize;
+                let (n, done) = if *dechunk {
+                    // Payload slices point into `buf`; forward them in place.
+                    scanner.scan(avail, |d| {
+                        let s = d.as_ptr() as usize - base;
+                        g.push(Src::Input, s, s + d.len());
+                    })?
+                } else {
+                    let r = scanner.scan(avail, |_| {})?;
+                    g.push(Src::Input, offset, offset + r.0);
+                    r
+                };
+                if done {
+                    *self = RespBody::Done;
+                }
+                n
+            }
+        };
+        Ok(n)
+    }
+}
