@@ -1,0 +1,235 @@
+//! One forward-and-relay attempt on one member connection: the request head and body out, the
+//! response head (after any 1xx) and body back, and the verdict on reusing the connection.
+
+use std::io;
+use std::time::Instant;
+
+use super::forward::{self, BodyState};
+use super::relay::{self, ClientFraming, RespBody};
+use super::{BODY_BUF, Client, Exchange, INITIAL_BUF, Outcome, member_timeout};
+use crate::conf::model::MemberSpec;
+use crate::http::{self, Method, Parsed};
+use crate::io::{Backend, Conn, Gather, Src};
+use crate::shard::{Gen, Shard};
+
+/// Sends `g`, with `src` (when given) as its input buffer; the buffer comes back afterwards and
+/// the gather list is emptied for the next use.
+pub(super) async fn write_via<C: Conn>(
+    conn: &C,
+    g: &mut Gather,
+    src: Option<&mut Vec<u8>>,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut src = src;
+    if let Some(b) = src.as_deref_mut() {
+        g.input = std::mem::take(b);
+    }
+    let (r, back) = conn.write_all(std::mem::take(g), deadline).await;
+    *g = back;
+    if let Some(b) = src {
+        *b = std::mem::take(&mut g.input);
+    }
+    g.clear();
+    g.scratch.clear();
+    r
+}
+
+impl<B: Backend> Client<B> {
+    pub(super) async fn forward_and_relay(
+        &mut self,
+        gen: &Gen<B>,
+        shard: &Shard<B>,
+        spec: &MemberSpec,
+        be: &B::Conn,
+        x: &mut Exchange,
+    ) -> Outcome {
+        let cfg = &gen.shared.config;
+        let io_limit = member_timeout(spec, cfg);
+        let head_len = self.req.head_len;
+        self.g.clear();
+        self.g.scratch.clear();
+        forward::request_head(&mut self.g, &self.inbuf, &self.req, &self.target, spec, cfg, self.peer, spec.enable_reuse);
+        let mut body = BodyState::new(self.req.body);
+        // With Expect: 100-continue and no body bytes yet, the body waits for the member's 100.
+        let mut expect = self.req.expect_continue && !body.is_done() && self.inbuf.len() == head_len;
+        let mut pos = head_len;
+        if !expect {
+            match body.take(&mut self.g, pos, &self.inbuf[pos..], Src::Input) {
+                Ok(n) => pos += n,
+                Err(_) => return Outcome::BadRequestBody,
+            }
+        }
+        let replayable = self.req.method.is_idempotent() && body.is_done() && !expect;
+        x.bytes_in = pos as u64;
+        x.bytes_out_backend = self.g.total_len() as u64;
+        if write_via(be, &mut self.g, Some(&mut self.inbuf), Instant::now() + io_limit).await.is_err() {
+            return if replayable { Outcome::Stale } else { Outcome::Failed(502, "write to the member failed") };
+        }
+        if !expect && let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, gen).await {
+            return o;
+        }
+        // Response head, relaying any interim 1xx.
+        let is_head = self.req.method == Method::Head;
+        self.bbuf.clear();
+        self.bbuf.reserve(INITIAL_BUF);
+        let mut got_any = false;
+        loop {
+            if !self.bbuf.is_empty() {
+                match http::parse_response(&self.bbuf, is_head, cfg.limits.head_size, &mut self.resp) {
+                    Ok(Parsed::Complete) if self.resp.status == 101 => {
+                        return Outcome::Failed(502, "protocol upgrade is not supported");
+                    }
+                    Ok(Parsed::Complete) if self.resp.status < 200 => {
+                        let n = self.resp.head_len;
+                        if self.req.version == http::Version::Http11 {
+                            self.g.push(Src::Input, 0, n);
+                            let dl = Instant::now() + cfg.timeout;
+                            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), dl).await.is_err() {
+                                return Outcome::ClientGone;
+                            }
+                        }
+                        self.bbuf.drain(..n);
+                        if self.resp.status == 100 && expect {
+                            expect = false;
+                            if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, gen).await {
+                                return o;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(Parsed::Complete) => break,
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return Outcome::Failed(502, e.reason),
+                }
+            }
+            if self.bbuf.len() == self.bbuf.capacity() {
+                self.bbuf.reserve(self.bbuf.capacity());
+            }
+            let buf = std::mem::take(&mut self.bbuf);
+            let (r, buf) = be.read(buf, Instant::now() + io_limit).await;
+            self.bbuf = buf;
+            match r {
+                Ok(0) | Err(_) if !got_any && replayable && r.as_ref().map_or(true, |_| true) => {
+                    if matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut) {
+                        return Outcome::Failed(504, "timeout waiting for the member's response");
+                    }
+                    return Outcome::Stale;
+                }
+                Ok(0) => return Outcome::Failed(502, "member closed the connection before a full response head"),
+                Ok(n) => {
+                    got_any = true;
+                    x.bytes_in_backend += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Outcome::Failed(504, "timeout waiting for the member's response");
+                }
+                Err(_) => return Outcome::Failed(502, "error reading from the member"),
+            }
+        }
+        self.relay_response(gen, shard, be, x, body.is_done() && !expect, io_limit).await
+    }
+
+    /// Streams the rest of a request body from the client to the member, through the space
+    /// after the head in the client buffer (so the head stays readable for the log).
+    async fn stream_request_body(
+        &mut self,
+        be: &B::Conn,
+        body: &mut BodyState,
+        pos: &mut usize,
+        x: &mut Exchange,
+        io_limit: std::time::Duration,
+        gen: &Gen<B>,
+    ) -> Result<(), Outcome> {
+        let head_len = self.req.head_len;
+        while !body.is_done() {
+            self.inbuf.truncate(head_len);
+            self.inbuf.reserve(BODY_BUF);
+            *pos = head_len;
+            let buf = std::mem::take(&mut self.inbuf);
+            let (r, buf) = self.conn.read(buf, Instant::now() + gen.shared.config.timeout).await;
+            self.inbuf = buf;
+            match r {
+                Ok(0) | Err(_) => return Err(Outcome::ClientGone),
+                Ok(_) => {}
+            }
+            match body.take(&mut self.g, head_len, &self.inbuf[head_len..], Src::Input) {
+                Ok(n) => *pos = head_len + n,
+                Err(_) => return Err(Outcome::BadRequestBody),
+            }
+            x.bytes_in += (*pos - head_len) as u64;
+            x.bytes_out_backend += self.g.total_len() as u64;
+            if write_via(be, &mut self.g, Some(&mut self.inbuf), Instant::now() + io_limit).await.is_err() {
+                return Err(Outcome::Failed(502, "write to the member failed"));
+            }
+        }
+        x.next = *pos;
+        Ok(())
+    }
+
+    /// Sends the response head and streams the body back; decides pool reuse.
+    async fn relay_response(
+        &mut self,
+        gen: &Gen<B>,
+        shard: &Shard<B>,
+        be: &B::Conn,
+        x: &mut Exchange,
+        request_done: bool,
+        io_limit: std::time::Duration,
+    ) -> Outcome {
+        let cfg = &gen.shared.config;
+        let framing = relay::client_framing(&self.resp, self.req.version);
+        let keep = self.keep_alive(cfg, shard, self.resp.status, request_done) && framing == ClientFraming::Same;
+        x.keep_alive = keep;
+        x.status = Some(self.resp.status);
+        x.has_resp = true;
+        let host = self.req.host.map(|h| h.get(&self.inbuf));
+        relay::response_head(&mut self.g, &self.bbuf, &self.resp, cfg, host, framing, keep, self.req.version);
+        let head_out = self.g.total_len();
+        let resp_head = self.resp.head_len;
+        let mut rbody = RespBody::new(&self.resp, framing);
+        let mut consumed = match rbody.take(&mut self.g, &self.bbuf, resp_head) {
+            Ok(n) => resp_head + n,
+            Err(_) => return Outcome::Failed(502, "malformed chunked body from the member"),
+        };
+        let mut leftover = rbody.is_done() && consumed < self.bbuf.len();
+        let total = self.g.total_len();
+        x.body_bytes = (total - head_out) as u64;
+        x.bytes_out = total as u64;
+        let client_dl = || Instant::now() + cfg.timeout;
+        if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl()).await.is_err() {
+            return Outcome::ClientGone;
+        }
+        while !rbody.is_done() {
+            self.bbuf.truncate(resp_head);
+            self.bbuf.reserve(BODY_BUF);
+            let buf = std::mem::take(&mut self.bbuf);
+            let (r, buf) = be.read(buf, Instant::now() + io_limit).await;
+            self.bbuf = buf;
+            match r {
+                Ok(0) if matches!(rbody, RespBody::UntilClose) => break,
+                Ok(0) => return Outcome::Failed(502, "member closed the connection mid-body"),
+                Ok(n) => x.bytes_in_backend += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Outcome::Failed(504, "timeout reading the member's body");
+                }
+                Err(_) => return Outcome::Failed(502, "error reading the member's body"),
+            }
+            consumed = match rbody.take(&mut self.g, &self.bbuf, resp_head) {
+                Ok(n) => resp_head + n,
+                Err(_) => return Outcome::Failed(502, "malformed chunked body from the member"),
+            };
+            leftover = rbody.is_done() && consumed < self.bbuf.len();
+            let n = self.g.total_len() as u64;
+            x.body_bytes += n;
+            x.bytes_out += n;
+            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl()).await.is_err() {
+                return Outcome::ClientGone;
+            }
+        }
+        let reusable = !self.resp.conn_close
+            && !leftover
+            && request_done
+            && !matches!(self.resp.body, http::BodyFraming::UntilClose);
+        Outcome::Done { reusable }
+    }
+}

@@ -1,0 +1,420 @@
+//! One client connection, request after request. `serve` reads top to bottom as a request
+//! meets the proxy: parse the head, route, balance, check out a member connection, forward,
+//! relay, log, then decide keep-alive. Errors end in a status and a log line, never a panic.
+
+mod forward;
+mod logview;
+mod relay;
+mod respond;
+pub mod route;
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::balance::{NoMember, Pick, now_ms};
+use crate::conf::Config;
+use crate::http::{self, BodyFraming, FieldKind, Method, Parsed, RequestHead, ResponseHead, Version};
+use crate::io::{Backend, Conn, Gather};
+use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
+use crate::shard::{Gen, Shard};
+use forward::BodyState;
+use relay::{ClientFraming, RespBody};
+use route::{Route, RouteInput};
+
+/// First read size for a client; grows up to the head limit, and to `BODY_BUF` for bodies.
+const INITIAL_BUF: usize = 8 * 1024;
+/// Buffer size for streaming large bodies (bounded memory per connection).
+const BODY_BUF: usize = 64 * 1024;
+
+/// Which buffer a write sends from.
+#[derive(Clone, Copy)]
+enum From {
+    Client,
+    Backend,
+    ScratchOnly,
+}
+
+/// What one exchange did, for the log line and the keep-alive verdict.
+pub(crate) struct Exchange {
+    start: SystemTime,
+    t0: Instant,
+    status: Option<u16>,
+    body_bytes: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    balancer: Option<usize>,
+    member: Option<usize>,
+    route_changed: bool,
+    /// The response head in `bbuf` is valid (for `%{H}o`).
+    has_resp: bool,
+    keep_alive: bool,
+    aborted: bool,
+    /// Where the next pipelined request starts in the client buffer.
+    next: usize,
+}
+
+pub(crate) struct Client<B: Backend> {
+    conn: B::Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: u64,
+    inbuf: Vec<u8>,
+    bbuf: Vec<u8>,
+    g: Gather,
+    req: RequestHead,
+    resp: ResponseHead,
+    target: Vec<u8>,
+    served: u64,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketAddr) {
+    let slot = shard.register(conn.raw_fd());
+    let id = shard.next_conn_id.get();
+    shard.next_conn_id.set(id + 1);
+    let local = conn.local_addr().unwrap_or(peer);
+    let mut c = Client::<B> {
+        conn,
+        peer,
+        local,
+        id,
+        inbuf: Vec::with_capacity(INITIAL_BUF),
+        bbuf: Vec::new(),
+        g: Gather::new(),
+        req: RequestHead::new(),
+        resp: ResponseHead::new(),
+        target: Vec::new(),
+        served: 0,
+    };
+    loop {
+        let gen = shard.gen();
+        match c.read_head(&shard, &gen, slot).await {
+            HeadRead::Complete => {}
+            HeadRead::Closed => break,
+            HeadRead::Reject(status, reason) => {
+                c.reject(&shard, &gen, status, reason).await;
+                break;
+            }
+        }
+        shard.set_idle(slot, false);
+        let x = c.exchange(&shard, &gen).await;
+        c.log(&shard, &gen, &x);
+        c.served += 1;
+        if !x.keep_alive {
+            break;
+        }
+        c.inbuf.drain(..x.next);
+    }
+    c.conn.shutdown(Shutdown::Both);
+    shard.unregister(slot);
+}
+
+enum HeadRead {
+    Complete,
+    /// Peer closed, idle timeout, or drain: close without a response.
+    Closed,
+    Reject(u16, &'static str),
+}
+
+impl<B: Backend> Client<B> {
+    /// Reads until a complete request head is in `inbuf` (pipelined bytes may already be).
+    async fn read_head(&mut self, shard: &Shard<B>, gen: &Gen<B>, slot: usize) -> HeadRead {
+        let cfg = &gen.shared.config;
+        let idle_deadline = Instant::now() + if self.served == 0 { cfg.header_read_timeout } else { cfg.keep_alive_timeout };
+        let mut head_deadline = None;
+        loop {
+            if !self.inbuf.is_empty() {
+                match http::parse_request(&self.inbuf, &cfg.limits, &mut self.req) {
+                    Ok(Parsed::Complete) => return HeadRead::Complete,
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return HeadRead::Reject(e.status, e.reason),
+                }
+            }
+            let idle = self.inbuf.is_empty();
+            shard.set_idle(slot, idle);
+            if idle && shard.draining() {
+                return HeadRead::Closed;
+            }
+            let deadline = if idle {
+                idle_deadline
+            } else {
+                *head_deadline.get_or_insert_with(|| Instant::now() + cfg.header_read_timeout)
+            };
+            if self.inbuf.len() == self.inbuf.capacity() {
+                // Room to see past the head limit, so the parser can answer 431 or 414.
+                let want = (self.inbuf.capacity() * 2).min(cfg.limits.head_size + 1024);
+                self.inbuf.reserve(want.saturating_sub(self.inbuf.len()).max(1024));
+            }
+            let buf = std::mem::take(&mut self.inbuf);
+            let (r, buf) = self.conn.read(buf, deadline).await;
+            self.inbuf = buf;
+            match r {
+                Ok(0) => return HeadRead::Closed,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && !idle => {
+                    return HeadRead::Reject(408, "timeout reading the request head");
+                }
+                Err(_) => return HeadRead::Closed,
+            }
+        }
+    }
+
+    /// Answers a request that could not be parsed, then the connection closes.
+    async fn reject(&mut self, shard: &Shard<B>, gen: &Gen<B>, status: u16, reason: &'static str) {
+        shard.control.errlog.write_client("info", "core", Some(self.peer), &format!("AH00126: {status}: {reason}"));
+        self.g.clear();
+        self.g.scratch.clear();
+        let body = respond::error_page(&mut self.g, status, true, false, None);
+        let sent = self.g.total_len() as u64;
+        let _ = self.send_client(From::ScratchOnly, gen).await;
+        // A rejected head may be unparsable: log with an empty request line.
+        self.req.clear_for_log();
+        let mut x = self.new_exchange();
+        x.status = Some(status);
+        x.body_bytes = body;
+        x.bytes_out = sent;
+        x.bytes_in = self.inbuf.len() as u64;
+        x.keep_alive = false;
+        self.log(shard, gen, &x);
+    }
+
+    fn new_exchange(&self) -> Exchange {
+        Exchange {
+            start: SystemTime::now(),
+            t0: Instant::now(),
+            status: None,
+            body_bytes: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            balancer: None,
+            member: None,
+            route_changed: false,
+            has_resp: false,
+            keep_alive: false,
+            aborted: false,
+            next: self.req.head_len,
+        }
+    }
+
+    /// Everything after a parsed head: route, then proxy or answer locally.
+    async fn exchange(&mut self, shard: &Shard<B>, gen: &Gen<B>) -> Exchange {
+        let cfg = &gen.shared.config;
+        let mut x = self.new_exchange();
+        x.bytes_in = self.req.head_len as u64;
+        if let BodyFraming::Length(n) = self.req.body
+            && cfg.limits.body > 0
+            && n > cfg.limits.body
+        {
+            self.local_response(gen, &mut x, 413, None).await;
+            return x;
+        }
+        let route = {
+            let input = RouteInput {
+                buf: &self.inbuf,
+                req: &self.req,
+                peer: self.peer,
+                local: self.local,
+                server_name: &cfg.server_name,
+            };
+            let mut scratch = gen.route_scratch.borrow_mut();
+            route::route(cfg, &input, &mut scratch, &mut self.target)
+        };
+        match route {
+            Route::Proxy { balancer } => self.proxy(shard, gen, balancer, &mut x).await,
+            Route::Redirect(code) => {
+                let mut loc = Vec::new();
+                if self.target.first() == Some(&b'/') {
+                    loc.extend_from_slice(b"http://");
+                    loc.extend_from_slice(self.req.host.map(|h| h.get(&self.inbuf)).unwrap_or(cfg.server_name.as_bytes()));
+                }
+                loc.extend_from_slice(&self.target);
+                self.local_response(gen, &mut x, code, Some(&loc)).await;
+            }
+            Route::Forbidden => self.local_response(gen, &mut x, 403, None).await,
+            Route::Gone => self.local_response(gen, &mut x, 410, None).await,
+            Route::NotFound => self.local_response(gen, &mut x, 404, None).await,
+        }
+        x
+    }
+
+    /// The keep-alive verdict before a response head goes out.
+    fn keep_alive(&self, cfg: &Config, shard: &Shard<B>, status: u16, body_read: bool) -> bool {
+        cfg.keep_alive
+            && !self.req.conn_close
+            && body_read
+            && (cfg.max_keep_alive_requests == 0 || self.served + 1 < cfg.max_keep_alive_requests as u64)
+            && !respond::drops_connection(status)
+            && !shard.draining()
+    }
+
+    /// Answers from the proxy itself. A request body that was not read closes the connection.
+    async fn local_response(&mut self, gen: &Gen<B>, x: &mut Exchange, status: u16, location: Option<&[u8]>) {
+        let cfg = &gen.shared.config;
+        let body_read = BodyState::new(self.req.body).is_done();
+        x.keep_alive = cfg.keep_alive
+            && !self.req.conn_close
+            && body_read
+            && (cfg.max_keep_alive_requests == 0 || self.served + 1 < cfg.max_keep_alive_requests as u64)
+            && !respond::drops_connection(status);
+        self.g.clear();
+        self.g.scratch.clear();
+        x.body_bytes = respond::error_page(&mut self.g, status, !x.keep_alive, self.req.method == Method::Head, location);
+        x.status = Some(status);
+        x.bytes_out = self.g.total_len() as u64;
+        if self.send_client(From::ScratchOnly, gen).await.is_err() {
+            x.keep_alive = false;
+            x.aborted = true;
+        }
+    }
+
+    /// Balance, check out, forward, relay; with failover to another member on connect errors.
+    async fn proxy(&mut self, shard: &Shard<B>, gen: &Gen<B>, b: usize, x: &mut Exchange) {
+        let cfg = &gen.shared.config;
+        let bal = &gen.shared.balancers[b];
+        x.balancer = Some(b);
+        if bal.spec().denied {
+            return self.local_response(gen, x, 403, None).await;
+        }
+        let mut cookies: [&[u8]; 8] = [&[]; 8];
+        let mut n = 0;
+        for f in self.req.fields.iter().filter(|f| f.kind == FieldKind::Cookie).take(8) {
+            cookies[n] = f.value.get(&self.inbuf);
+            n += 1;
+        }
+        let sticky = bal.sticky_route(self.req.target.get(&self.inbuf), &cookies[..n]);
+        let mut exclude = 0u64;
+        let mut attempts = 0u32;
+        let max_attempts = bal.max_attempts();
+        let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
+            let picked = bal.pick(sticky.as_ref(), exclude, now_ms(), &mut gen.caches.borrow_mut()[b]);
+            let pick = match picked {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = match e {
+                        NoMember::RouteUnavailable => format!(
+                            "AH01167: {}: {e} ({})",
+                            bal.name(),
+                            String::from_utf8_lossy(sticky.as_ref().map(|s| s.route).unwrap_or(b""))
+                        ),
+                        _ => format!("AH01170: {}: {e}", bal.name()),
+                    };
+                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+                    return self.local_response(gen, x, 503, None).await;
+                }
+            };
+            let m = pick.index();
+            x.member = Some(m);
+            x.route_changed = pick.route_changed();
+            let spec = pick.spec();
+            let key = MemberKey { slot: gen.shared.first_slot[b] + m };
+            if spec.enable_reuse
+                && let Some(c) = gen.pool.borrow_mut().checkout(key, spec.ttl, Instant::now())
+            {
+                break (pick, c, true);
+            }
+            match connect::<B>(spec, cfg).await {
+                Ok(c) => {
+                    gen.pool.borrow_mut().opened += 1;
+                    bal.mark_ok(m);
+                    break (pick, c, false);
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "AH00957: http: attempt to connect to {}:{} failed ({e}); disabling member {} for {}s",
+                        spec.host,
+                        spec.port,
+                        spec.url,
+                        spec.retry.as_secs()
+                    );
+                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+                    bal.mark_error(m, now_ms());
+                    exclude |= 1 << m;
+                    attempts += 1;
+                    if attempts > max_attempts {
+                        return self.local_response(gen, x, 503, None).await;
+                    }
+                }
+            }
+        };
+        let m = pick.index();
+        let key = MemberKey { slot: gen.shared.first_slot[b] + m };
+        let spec = pick.spec();
+        let mut outcome = self.forward_and_relay(gen, shard, spec, &be, x).await;
+        let mut be = be;
+        if reused && matches!(outcome, Outcome::Stale) {
+            // A reused connection died before any response byte: one retry on a fresh one.
+            match connect::<B>(spec, cfg).await {
+                Ok(c) => {
+                    gen.pool.borrow_mut().opened += 1;
+                    be = c;
+                    outcome = self.forward_and_relay(gen, shard, spec, &be, x).await;
+                }
+                Err(_) => outcome = Outcome::Failed(502, "reconnect after a stale pooled connection failed"),
+            }
+        }
+        pick.add_traffic(x.bytes_out_backend, x.bytes_in_backend);
+        match outcome {
+            Outcome::Done { reusable } => {
+                if reusable && spec.enable_reuse {
+                    let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
+                    gen.pool.borrow_mut().checkin(key, be, max, Instant::now());
+                } else {
+                    be.shutdown(Shutdown::Both);
+                }
+            }
+            Outcome::Stale | Outcome::Failed(..) | Outcome::ClientGone => {
+                be.shutdown(Shutdown::Both);
+                if let Outcome::Failed(status, why) | Outcome::Stale = outcome {
+                    let (status, why) = match outcome {
+                        Outcome::Failed(s, w) => (s, w),
+                        _ => (502, "connection closed before the response"),
+                    };
+                    let msg = format!("AH01102: error reading status line from remote server {}: {why}", spec.url);
+                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+                    if x.has_resp || x.status.is_some() {
+                        // Part of the response went out: the client connection is cut.
+                        x.keep_alive = false;
+                        x.aborted = true;
+                    } else {
+                        self.local_response(gen, x, status, None).await;
+                    }
+                }
+                if matches!(outcome, Outcome::ClientGone) {
+                    x.keep_alive = false;
+                    x.aborted = true;
+                }
+            }
+        }
+    }
+}
+
+/// How one forward-and-relay attempt ended.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// The response went out whole; `reusable`: the member connection may go back to the pool.
+    Done { reusable: bool },
+    /// The member connection failed before any response byte, and the request may be replayed.
+    Stale,
+    /// The member failed; answer this status if nothing went out yet.
+    Failed(u16, &'static str),
+    ClientGone,
+}
+
+/// The I/O timeout for a member: its `timeout=`, else ProxyTimeout, else Timeout.
+fn member_timeout(spec: &crate::conf::model::MemberSpec, cfg: &Config) -> Duration {
+    spec.timeout.or(cfg.proxy_timeout).unwrap_or(cfg.timeout)
+}
+
+async fn connect<B: Backend>(spec: &crate::conf::model::MemberSpec, cfg: &Config) -> io::Result<B::Conn> {
+    let limit = spec.connection_timeout.unwrap_or_else(|| member_timeout(spec, cfg));
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+    for &a in &spec.addrs {
+        match B::connect(a, Instant::now() + limit).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
