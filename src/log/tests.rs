@@ -582,3 +582,58 @@ fn unique_ids() {
     assert_eq!(&decode_unique_id(&id, true).unwrap()[4..14], &[0xfb; 10]);
     assert_eq!(decode_unique_id(&id, false), None);
 }
+
+#[test]
+fn shareable_across_shards() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LogFormat>();
+    assert_send_sync::<UniqueIdGen>();
+    // Shards rendering the same format concurrently (time cache contended).
+    let f = std::sync::Arc::new(LogFormat::compile(EXTENDED).unwrap());
+    let want = render(EXTENDED, &rec());
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let f = f.clone();
+            let want = want.clone();
+            std::thread::spawn(move || {
+                let r = rec();
+                let mut out = Vec::new();
+                for _ in 0..2000 {
+                    out.clear();
+                    f.render(&r, &mut out);
+                    assert_eq!(&out[..out.len() - 1], want.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+#[ignore]
+fn bench_extended() {
+    let r = rec();
+    for fmt in [
+        "x",
+        "%%",
+        "%h",
+        "%b",
+        EXTENDED,
+        COMMON,
+        "%{%Y-%m-%d %H:%M:%S}t",
+        "%{usec_frac}t",
+        "%{A}e %{B}e %{C}e %{D}e %{E}e",
+        "%r",
+    ] {
+        let f = LogFormat::compile(fmt).unwrap();
+        let mut out = Vec::with_capacity(512);
+        let t = std::time::Instant::now();
+        for _ in 0..1_000_000 {
+            out.clear();
+            f.render(&r, &mut out);
+        }
+        eprintln!("{fmt}: {:?}/line", t.elapsed() / 1_000_000);
+    }
+}
