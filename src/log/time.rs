@@ -1,0 +1,224 @@
+//! `%t` / `%{format}t`: CLF time, strftime formats in local time, and the
+//! epoch / fraction tokens. Formatted local-time strings are cached per second
+//! per item, so steady-state rendering neither allocates nor calls libc.
+
+use std::ffi::CString;
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::escape::{push_u64, push_u64_padded};
+
+unsafe extern "C" {
+    fn tzset();
+}
+
+static TZSET: Once = Once::new();
+
+/// Reads `TZ` once, like httpd at startup. `localtime_r` does not re-read it.
+pub(super) fn init_tz() {
+    TZSET.call_once(|| unsafe { tzset() });
+}
+
+#[derive(Debug)]
+pub(super) struct TimeItem {
+    /// `end:` prefix: start + duration instead of the request start.
+    from_end: bool,
+    fmt: TimeFmt,
+}
+
+#[derive(Debug)]
+enum TimeFmt {
+    /// `[10/Oct/2000:13:55:36 -0700]`
+    Clf(Mutex<Cache>),
+    /// strftime format (NUL-terminated) and its per-second cache.
+    Custom(CString, Mutex<Cache>),
+    Sec,
+    Msec,
+    Usec,
+    MsecFrac,
+    UsecFrac,
+}
+
+#[derive(Debug)]
+struct Cache {
+    sec: i64,
+    buf: Vec<u8>,
+}
+
+impl Cache {
+    fn new() -> Mutex<Cache> {
+        Mutex::new(Cache {
+            sec: i64::MIN,
+            buf: Vec::with_capacity(64),
+        })
+    }
+}
+
+impl TimeItem {
+    /// Parses the `{arg}` of `%t` the way mod_log_config's `log_request_time` does.
+    pub(super) fn parse(arg: Option<&str>) -> Result<TimeItem, String> {
+        let mut from_end = false;
+        let mut fmt = arg.unwrap_or("");
+        let mut clf = fmt.is_empty();
+        if let Some(rest) = fmt.strip_prefix("begin") {
+            if rest.is_empty() {
+                clf = true;
+            } else if let Some(r) = rest.strip_prefix(':') {
+                fmt = r;
+            }
+        } else if let Some(rest) = fmt.strip_prefix("end") {
+            if rest.is_empty() {
+                clf = true;
+                from_end = true;
+            } else if let Some(r) = rest.strip_prefix(':') {
+                fmt = r;
+                from_end = true;
+            }
+        }
+        let fmt = if clf {
+            TimeFmt::Clf(Cache::new())
+        } else {
+            match fmt {
+                "sec" => TimeFmt::Sec,
+                "msec" => TimeFmt::Msec,
+                "usec" => TimeFmt::Usec,
+                "msec_frac" => TimeFmt::MsecFrac,
+                "usec_frac" => TimeFmt::UsecFrac,
+                // `begin:` / `end:` with nothing after: an empty strftime.
+                "" => TimeFmt::Custom(CString::default(), Cache::new()),
+                f => TimeFmt::Custom(
+                    CString::new(f).map_err(|_| "NUL byte in %{...}t format".to_string())?,
+                    Cache::new(),
+                ),
+            }
+        };
+        if matches!(fmt, TimeFmt::Clf(_) | TimeFmt::Custom(..)) {
+            init_tz();
+        }
+        Ok(TimeItem { from_end, fmt })
+    }
+
+    pub(super) fn render(&self, start: SystemTime, dur: Duration, out: &mut Vec<u8>) {
+        let t = if self.from_end { start + dur } else { start };
+        let (sec, usec) = split(t);
+        match &self.fmt {
+            TimeFmt::Sec => push_u64(out, sec.max(0) as u64),
+            TimeFmt::Msec => push_u64(out, (sec.max(0) as u64) * 1000 + u64::from(usec / 1000)),
+            TimeFmt::Usec => push_u64(out, (sec.max(0) as u64) * 1_000_000 + u64::from(usec)),
+            TimeFmt::MsecFrac => push_u64_padded(out, u64::from(usec / 1000), 3),
+            TimeFmt::UsecFrac => push_u64_padded(out, u64::from(usec), 6),
+            TimeFmt::Clf(cache) => cached(cache, sec, out, |o| {
+                let tm = local_tm(sec);
+                push_clf(o, &tm);
+            }),
+            TimeFmt::Custom(f, cache) => cached(cache, sec, out, |o| {
+                let tm = local_tm(sec);
+                push_strftime(o, f, &tm);
+            }),
+        }
+    }
+}
+
+/// Seconds since the epoch (floored) and microseconds within the second.
+fn split(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_micros()),
+        Err(e) => {
+            let d = e.duration();
+            let mut s = -(d.as_secs() as i64);
+            let mut us = d.subsec_micros();
+            if us > 0 {
+                s -= 1;
+                us = 1_000_000 - us;
+            }
+            (s, us)
+        }
+    }
+}
+
+/// Serves from the per-second cache; if another thread holds the cache,
+/// formats straight into `out` instead of waiting.
+fn cached(cache: &Mutex<Cache>, sec: i64, out: &mut Vec<u8>, fill: impl Fn(&mut Vec<u8>)) {
+    match cache.try_lock() {
+        Ok(mut c) => {
+            if c.sec != sec {
+                c.buf.clear();
+                fill(&mut c.buf);
+                c.sec = sec;
+            }
+            out.extend_from_slice(&c.buf);
+        }
+        Err(_) => fill(out),
+    }
+}
+
+pub(super) fn local_tm(sec: i64) -> libc::tm {
+    // SAFETY: tm is plain data; localtime_r fills it (or leaves zeroes on error).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let t = sec as libc::time_t;
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    tm
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// `[%02d/%s/%d:%02d:%02d:%02d %c%.2d%.2d]` with English month names, as httpd.
+fn push_clf(out: &mut Vec<u8>, tm: &libc::tm) {
+    out.push(b'[');
+    push_u64_padded(out, tm.tm_mday.max(0) as u64, 2);
+    out.push(b'/');
+    out.extend_from_slice(MONTHS[tm.tm_mon.clamp(0, 11) as usize]);
+    out.push(b'/');
+    let year = i64::from(tm.tm_year) + 1900;
+    if year < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, year.unsigned_abs());
+    out.push(b':');
+    push_u64_padded(out, tm.tm_hour.max(0) as u64, 2);
+    out.push(b':');
+    push_u64_padded(out, tm.tm_min.max(0) as u64, 2);
+    out.push(b':');
+    push_u64_padded(out, tm.tm_sec.max(0) as u64, 2);
+    out.push(b' ');
+    #[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit targets
+    let off = i64::from(tm.tm_gmtoff);
+    out.push(if off < 0 { b'-' } else { b'+' });
+    let off = off.unsigned_abs();
+    push_u64_padded(out, off / 3600, 2);
+    push_u64_padded(out, (off % 3600) / 60, 2);
+    out.push(b']');
+}
+
+/// Appends `strftime(fmt, tm)`. httpd formats into an 8 KiB buffer; so do we
+/// at most. Grows `out` only when its spare capacity is too small.
+fn push_strftime(out: &mut Vec<u8>, fmt: &CString, tm: &libc::tm) {
+    if fmt.as_bytes().is_empty() {
+        return;
+    }
+    let mut want = 128usize;
+    loop {
+        out.reserve(want);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: strftime writes at most spare.len() bytes (incl. NUL) into
+        // the spare capacity; we only expose the n bytes it reports.
+        let n = unsafe {
+            libc::strftime(
+                spare.as_mut_ptr().cast::<libc::c_char>(),
+                spare.len(),
+                fmt.as_ptr(),
+                tm,
+            )
+        };
+        if n > 0 {
+            unsafe { out.set_len(out.len() + n) };
+            return;
+        }
+        if want >= 8192 {
+            return; // genuinely empty result, or longer than httpd allows
+        }
+        want *= 4;
+    }
+}
