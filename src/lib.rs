@@ -17,6 +17,11 @@
 
 pub mod balance;
 pub mod conf;
+pub mod errlog;
 pub mod http;
 pub mod io;
 pub mod log;
+pub mod pool;
+pub mod proxy;
+pub mod server;
+pub mod shard;

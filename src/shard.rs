@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::balance::PickCache;
+use crate::log::UniqueIdGen;
+use crate::proxy::route::RouteScratch;
 use crate::io::{Backend, Conn, Listener};
 use crate::pool::Pool;
 use crate::server::{Control, Shared};
@@ -33,6 +35,9 @@ pub struct Gen<B: Backend> {
     pub caches: RefCell<Vec<PickCache>>,
     /// For each `Config::access_logs` entry, its sink in `Shard::sinks`.
     pub log_slots: Vec<usize>,
+    pub route_scratch: RefCell<RouteScratch>,
+    /// unique_id_module is loaded: requests get a UNIQUE_ID.
+    pub unique_id: bool,
 }
 
 /// One access-log file as this shard writes it: lines accumulate in `buf` and the housekeeping
@@ -58,6 +63,7 @@ pub struct Shard<B: Backend> {
     conns: RefCell<Slab<ConnSlot>>,
     /// Bumped per accepted connection, for the connection id in logs and UNIQUE_ID.
     pub next_conn_id: Cell<u64>,
+    pub unique_ids: RefCell<UniqueIdGen>,
 }
 
 impl<B: Backend> Shard<B> {
@@ -93,8 +99,15 @@ impl<B: Backend> Shard<B> {
             };
             log_slots.push(slot);
         }
-        let caches = shared.balancers.iter().map(|_| PickCache::default()).collect();
-        Gen { pool: RefCell::new(Pool::new(shared.member_slots())), caches: RefCell::new(caches), log_slots, shared }
+        let caches = shared.balancers.iter().map(|_| PickCache::new()).collect();
+        Gen {
+            pool: RefCell::new(Pool::new(shared.member_slots())),
+            caches: RefCell::new(caches),
+            log_slots,
+            route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
+            unique_id: shared.config.modules.iter().any(|m| m == "unique_id_module"),
+            shared,
+        }
     }
 
     /// Appends to the buffer of access log `slot` (from `Gen::log_slots`).
@@ -159,12 +172,15 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
             pool: RefCell::new(Pool::new(0)),
             caches: RefCell::new(Vec::new()),
             log_slots: Vec::new(),
+            route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
+            unique_id: false,
             shared: shared.clone(),
         })),
         generation: Cell::new(0),
         sinks: RefCell::new(Vec::new()),
         conns: RefCell::new(Slab::new()),
         next_conn_id: Cell::new((index as u64) << 48),
+        unique_ids: RefCell::new(UniqueIdGen::new(index)),
     });
     shard.gen();
     let mut open = Vec::with_capacity(listeners.len());

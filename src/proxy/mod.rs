@@ -2,6 +2,7 @@
 //! meets the proxy: parse the head, route, balance, check out a member connection, forward,
 //! relay, log, then decide keep-alive. Errors end in a status and a log line, never a panic.
 
+mod attempt;
 mod forward;
 mod logview;
 mod relay;
@@ -53,6 +54,11 @@ pub(crate) struct Exchange {
     aborted: bool,
     /// Where the next pipelined request starts in the client buffer.
     next: usize,
+    /// The request head parsed (false for a rejected one).
+    head_valid: bool,
+    /// Bytes sent to and read from the member (bytraffic).
+    bytes_out_backend: u64,
+    bytes_in_backend: u64,
 }
 
 pub(crate) struct Client<B: Backend> {
@@ -169,9 +175,8 @@ impl<B: Backend> Client<B> {
         let body = respond::error_page(&mut self.g, status, true, false, None);
         let sent = self.g.total_len() as u64;
         let _ = self.send_client(From::ScratchOnly, gen).await;
-        // A rejected head may be unparsable: log with an empty request line.
-        self.req.clear_for_log();
         let mut x = self.new_exchange();
+        x.head_valid = false;
         x.status = Some(status);
         x.body_bytes = body;
         x.bytes_out = sent;
@@ -195,6 +200,9 @@ impl<B: Backend> Client<B> {
             keep_alive: false,
             aborted: false,
             next: self.req.head_len,
+            head_valid: true,
+            bytes_out_backend: 0,
+            bytes_in_backend: 0,
         }
     }
 
@@ -355,7 +363,7 @@ impl<B: Backend> Client<B> {
             }
         }
         pick.add_traffic(x.bytes_out_backend, x.bytes_in_backend);
-        match outcome {
+        let (status, why) = match outcome {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
@@ -363,29 +371,28 @@ impl<B: Backend> Client<B> {
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
+                return;
             }
-            Outcome::Stale | Outcome::Failed(..) | Outcome::ClientGone => {
+            Outcome::ClientGone => {
                 be.shutdown(Shutdown::Both);
-                if let Outcome::Failed(status, why) | Outcome::Stale = outcome {
-                    let (status, why) = match outcome {
-                        Outcome::Failed(s, w) => (s, w),
-                        _ => (502, "connection closed before the response"),
-                    };
-                    let msg = format!("AH01102: error reading status line from remote server {}: {why}", spec.url);
-                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
-                    if x.has_resp || x.status.is_some() {
-                        // Part of the response went out: the client connection is cut.
-                        x.keep_alive = false;
-                        x.aborted = true;
-                    } else {
-                        self.local_response(gen, x, status, None).await;
-                    }
-                }
-                if matches!(outcome, Outcome::ClientGone) {
-                    x.keep_alive = false;
-                    x.aborted = true;
-                }
+                x.keep_alive = false;
+                x.aborted = true;
+                return;
             }
+            Outcome::BadRequestBody => (400, "malformed chunked request body"),
+            Outcome::Stale => (502, "connection closed before the response"),
+            Outcome::Failed(status, why) => (status, why),
+        };
+        be.shutdown(Shutdown::Both);
+        let msg = format!("AH01102: error with member {}: {why}", spec.url);
+        shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+        if x.has_resp {
+            // Part of the response went out: the client connection is cut.
+            x.keep_alive = false;
+            x.aborted = true;
+        } else {
+            self.req.conn_close = true;
+            self.local_response(gen, x, status, None).await;
         }
     }
 }
@@ -399,6 +406,8 @@ enum Outcome {
     Stale,
     /// The member failed; answer this status if nothing went out yet.
     Failed(u16, &'static str),
+    /// The client's chunked body is malformed: 400, and both connections close.
+    BadRequestBody,
     ClientGone,
 }
 
