@@ -239,6 +239,9 @@ fn parse_target(
         head.query = None;
         return Ok(());
     }
+    if t.contains(&b'#') {
+        return Err(err(400, "fragment in request target"));
+    }
     let path_start = if t.first() == Some(&b'/') {
         0
     } else {
@@ -252,7 +255,7 @@ fn parse_target(
         let rest = &t[scheme_len..];
         let auth_len = rest
             .iter()
-            .position(|&b| b == b'/' || b == b'?' || b == b'#')
+            .position(|&b| b == b'/' || b == b'?')
             .unwrap_or(rest.len());
         if auth_len == 0 || !rest[..auth_len].iter().all(|&b| is_authority_byte(b)) {
             return Err(err(400, "bad authority in target"));
@@ -337,15 +340,17 @@ fn head_semantics(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result
         BodyFraming::None
     };
 
+    // Before Connection marking: the client waits for a 100 even if it (oddly) named Expect
+    // in Connection.
+    head.expect_continue = head.version == Version::Http11
+        && head.fields.iter().any(|f| {
+            f.kind == FieldKind::Expect && f.value.get(buf).eq_ignore_ascii_case(b"100-continue")
+        });
     let conn = fields::apply_connection(&mut head.fields, buf);
     head.conn_close = match head.version {
         Version::Http11 => conn.close,
         Version::Http10 => conn.close || !conn.keep_alive,
     };
-    head.expect_continue = head.version == Version::Http11
-        && head.fields.iter().any(|f| {
-            f.kind == FieldKind::Expect && f.value.get(buf).eq_ignore_ascii_case(b"100-continue")
-        });
     Ok(())
 }
 
@@ -625,6 +630,15 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
         let h =
             complete_head(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
         assert!(!h.expect_continue, "ignored in HTTP/1.0");
+        let h = complete_head(
+            b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nConnection: expect\r\nContent-Length: 3\r\n\r\n",
+        );
+        assert!(h.expect_continue, "the client still waits for 100");
+        assert_eq!(
+            h.fields[1].kind,
+            FieldKind::HopByHop,
+            "but Expect is not forwarded"
+        );
     }
 
     #[test]
@@ -634,9 +648,8 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
         assert_eq!(h.host, None);
     }
 
-    #[test]
-    fn rejections() {
-        let cases: &[(&[u8], u16)] = &[
+    /// Every rejection with its status.
+    const REJECTIONS: &[(&[u8], u16)] = &[
             // bare LF, in the request line, a field, or the final empty line
             (b"GET / HTTP/1.1\nHost: h\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nHost: h\n\r\n", 400),
@@ -691,6 +704,8 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
             (b"GET a/b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             (b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             (b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET http://h#frag HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             // request line shape
             (b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             (b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", 400),
@@ -705,6 +720,10 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
             // CONNECT
             (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501),
         ];
+
+    #[test]
+    fn rejections() {
+        let cases = REJECTIONS;
         for (input, status) in cases {
             assert_eq!(
                 status_of(input),
@@ -712,6 +731,30 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn rejections_fed_incrementally() {
+        // Appending a byte at a time exercises the resumable scan: the first error must carry
+        // the same status as the whole input, and no prefix may parse as Complete.
+        for (input, status) in REJECTIONS {
+            let mut h = RequestHead::new();
+            let lim = Limits::default();
+            let mut got = None;
+            for n in 1..=input.len() {
+                match parse_request(&input[..n], &lim, &mut h) {
+                    Ok(Parsed::Partial) => {}
+                    Ok(Parsed::Complete) => {
+                        panic!("complete at {n}: {:?}", String::from_utf8_lossy(input))
+                    }
+                    Err(e) => {
+                        got = Some(e.status);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(got, Some(*status), "{:?}", String::from_utf8_lossy(input));
         }
     }
 

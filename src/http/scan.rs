@@ -101,10 +101,10 @@ impl HeadScan {
         // endless line.
         let partial = buf.len() - self.line_start;
         if self.lines == 0 {
-            if partial >= lim.first_line + 2 {
+            if partial >= lim.first_line.saturating_add(2) {
                 return Err(ScanError::FirstLineTooLong);
             }
-        } else if partial >= lim.field_line + 2 {
+        } else if partial >= lim.field_line.saturating_add(2) {
             return Err(ScanError::FieldLineTooLong);
         }
         if buf.len() >= lim.head {
