@@ -29,7 +29,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// The state of one configuration generation, as this shard sees it. Requests hold an `Rc` to
 /// the generation they started in, so a reload never changes a request midway, and the old
 /// pool closes when its last request ends.
-pub struct Gen<B: Backend> {
+pub struct Epoch<B: Backend> {
     pub shared: Arc<Shared>,
     pub pool: RefCell<Pool<B::Conn>>,
     pub caches: RefCell<Vec<PickCache>>,
@@ -57,7 +57,7 @@ struct ConnSlot {
 pub struct Shard<B: Backend> {
     pub index: usize,
     pub control: Arc<Control>,
-    current: RefCell<Rc<Gen<B>>>,
+    current: RefCell<Rc<Epoch<B>>>,
     generation: Cell<u64>,
     sinks: RefCell<Vec<Sink>>,
     conns: RefCell<Slab<ConnSlot>>,
@@ -68,18 +68,18 @@ pub struct Shard<B: Backend> {
 
 impl<B: Backend> Shard<B> {
     /// The generation new requests use; rebuilt only when a reload installed a new one.
-    pub fn gen(&self) -> Rc<Gen<B>> {
+    pub fn epoch(&self) -> Rc<Epoch<B>> {
         let g = self.control.generation();
         if g != self.generation.get() {
             let shared = self.control.current();
             self.generation.set(shared.generation);
-            let fresh = self.make_gen(shared);
+            let fresh = self.make_epoch(shared);
             *self.current.borrow_mut() = Rc::new(fresh);
         }
         self.current.borrow().clone()
     }
 
-    fn make_gen(&self, shared: Arc<Shared>) -> Gen<B> {
+    fn make_epoch(&self, shared: Arc<Shared>) -> Epoch<B> {
         let mut log_slots = Vec::with_capacity(shared.config.access_logs.len());
         let mut sinks = self.sinks.borrow_mut();
         for l in &shared.config.access_logs {
@@ -100,7 +100,7 @@ impl<B: Backend> Shard<B> {
             log_slots.push(slot);
         }
         let caches = shared.balancers.iter().map(|_| PickCache::new()).collect();
-        Gen {
+        Epoch {
             pool: RefCell::new(Pool::new(shared.member_slots())),
             caches: RefCell::new(caches),
             log_slots,
@@ -110,7 +110,7 @@ impl<B: Backend> Shard<B> {
         }
     }
 
-    /// Appends to the buffer of access log `slot` (from `Gen::log_slots`).
+    /// Appends to the buffer of access log `slot` (from `Epoch::log_slots`).
     pub fn with_log_buf(&self, slot: usize, f: impl FnOnce(&mut Vec<u8>)) {
         if let Some(s) = self.sinks.borrow_mut().get_mut(slot) {
             f(&mut s.buf);
@@ -168,7 +168,7 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
     let shard = Rc::new(Shard::<B> {
         index,
         control,
-        current: RefCell::new(Rc::new(Gen {
+        current: RefCell::new(Rc::new(Epoch {
             pool: RefCell::new(Pool::new(0)),
             caches: RefCell::new(Vec::new()),
             log_slots: Vec::new(),
@@ -182,7 +182,7 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
     });
-    shard.gen();
+    shard.epoch();
     let mut open = Vec::with_capacity(listeners.len());
     for l in listeners {
         match B::listener(l) {
@@ -213,12 +213,12 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
         }
         shard.flush_logs().await;
         {
-            let gen = shard.current.borrow().clone();
+            let epoch = shard.current.borrow().clone();
             let now = Instant::now();
-            let cfg = &gen.shared.config;
+            let cfg = &epoch.shared.config;
             let ttls: Vec<Option<Duration>> =
                 cfg.balancers.iter().flat_map(|b| b.members.iter().map(|m| m.ttl)).collect();
-            gen.pool.borrow_mut().sweep(now, |slot| ttls.get(slot).copied().flatten());
+            epoch.pool.borrow_mut().sweep(now, |slot| ttls.get(slot).copied().flatten());
         }
         if closed && shard.conns.borrow().is_empty() {
             shard.flush_logs().await;

@@ -10,7 +10,7 @@ use super::{BODY_BUF, Client, Exchange, INITIAL_BUF, Outcome, member_timeout};
 use crate::conf::model::MemberSpec;
 use crate::http::{self, Method, Parsed};
 use crate::io::{Backend, Conn, Gather, Src};
-use crate::shard::{Gen, Shard};
+use crate::shard::{Epoch, Shard};
 
 /// Sends `g`, with `src` (when given) as its input buffer; the buffer comes back afterwards and
 /// the gather list is emptied for the next use.
@@ -37,13 +37,13 @@ pub(super) async fn write_via<C: Conn>(
 impl<B: Backend> Client<B> {
     pub(super) async fn forward_and_relay(
         &mut self,
-        gen: &Gen<B>,
+        epoch: &Epoch<B>,
         shard: &Shard<B>,
         spec: &MemberSpec,
         be: &B::Conn,
         x: &mut Exchange,
     ) -> Outcome {
-        let cfg = &gen.shared.config;
+        let cfg = &epoch.shared.config;
         let io_limit = member_timeout(spec, cfg);
         let head_len = self.req.head_len;
         self.g.clear();
@@ -65,7 +65,7 @@ impl<B: Backend> Client<B> {
         if write_via(be, &mut self.g, Some(&mut self.inbuf), Instant::now() + io_limit).await.is_err() {
             return if replayable { Outcome::Stale } else { Outcome::Failed(502, "write to the member failed") };
         }
-        if !expect && let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, gen).await {
+        if !expect && let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
             return o;
         }
         // Response head, relaying any interim 1xx.
@@ -91,7 +91,7 @@ impl<B: Backend> Client<B> {
                         self.bbuf.drain(..n);
                         if self.resp.status == 100 && expect {
                             expect = false;
-                            if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, gen).await {
+                            if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
                                 return o;
                             }
                         }
@@ -126,7 +126,7 @@ impl<B: Backend> Client<B> {
                 Err(_) => return Outcome::Failed(502, "error reading from the member"),
             }
         }
-        self.relay_response(gen, shard, be, x, body.is_done() && !expect, io_limit).await
+        self.relay_response(epoch, shard, be, x, body.is_done() && !expect, io_limit).await
     }
 
     /// Streams the rest of a request body from the client to the member, through the space
@@ -138,7 +138,7 @@ impl<B: Backend> Client<B> {
         pos: &mut usize,
         x: &mut Exchange,
         io_limit: std::time::Duration,
-        gen: &Gen<B>,
+        epoch: &Epoch<B>,
     ) -> Result<(), Outcome> {
         let head_len = self.req.head_len;
         while !body.is_done() {
@@ -146,7 +146,7 @@ impl<B: Backend> Client<B> {
             self.inbuf.reserve(BODY_BUF);
             *pos = head_len;
             let buf = std::mem::take(&mut self.inbuf);
-            let (r, buf) = self.conn.read(buf, Instant::now() + gen.shared.config.timeout).await;
+            let (r, buf) = self.conn.read(buf, Instant::now() + epoch.shared.config.timeout).await;
             self.inbuf = buf;
             match r {
                 Ok(0) | Err(_) => return Err(Outcome::ClientGone),
@@ -169,14 +169,14 @@ impl<B: Backend> Client<B> {
     /// Sends the response head and streams the body back; decides pool reuse.
     async fn relay_response(
         &mut self,
-        gen: &Gen<B>,
+        epoch: &Epoch<B>,
         shard: &Shard<B>,
         be: &B::Conn,
         x: &mut Exchange,
         request_done: bool,
         io_limit: std::time::Duration,
     ) -> Outcome {
-        let cfg = &gen.shared.config;
+        let cfg = &epoch.shared.config;
         let framing = relay::client_framing(&self.resp, self.req.version);
         let keep = self.keep_alive(cfg, shard, self.resp.status, request_done) && framing == ClientFraming::Same;
         x.keep_alive = keep;

@@ -8,7 +8,7 @@ use super::{Client, Exchange};
 use crate::conf::Config;
 use crate::io::Backend;
 use crate::log::LogRecord;
-use crate::shard::{Gen, Shard};
+use crate::shard::{Epoch, Shard};
 
 struct LogView<'a, B: Backend> {
     c: &'a Client<B>,
@@ -106,13 +106,13 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
 
 impl<B: Backend> Client<B> {
     /// Renders the exchange into every access log whose `env=` condition holds.
-    pub(super) fn log(&self, shard: &Shard<B>, gen: &Gen<B>, x: &Exchange) {
-        let cfg = &gen.shared.config;
+    pub(super) fn log(&self, shard: &Shard<B>, epoch: &Epoch<B>, x: &Exchange) {
+        let cfg = &epoch.shared.config;
         if cfg.access_logs.is_empty() {
             return;
         }
         let mut id = [0u8; crate::log::UNIQUE_ID_LEN];
-        let uid = if gen.unique_id {
+        let uid = if epoch.unique_id {
             shard.unique_ids.borrow_mut().next_at(x.start, self.id, &mut id);
             Some(&id[..])
         } else {
@@ -125,7 +125,7 @@ impl<B: Backend> Client<B> {
             {
                 continue;
             }
-            shard.with_log_buf(gen.log_slots[i], |buf| l.format.render(&view, buf));
+            shard.with_log_buf(epoch.log_slots[i], |buf| l.format.render(&view, buf));
         }
     }
 }

@@ -16,26 +16,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::{NoMember, Pick, now_ms};
 use crate::conf::Config;
-use crate::http::{self, BodyFraming, FieldKind, Method, Parsed, RequestHead, ResponseHead, Version};
+use crate::http::{self, BodyFraming, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
 use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
-use crate::shard::{Gen, Shard};
+use crate::shard::{Epoch, Shard};
 use forward::BodyState;
-use relay::{ClientFraming, RespBody};
 use route::{Route, RouteInput};
 
 /// First read size for a client; grows up to the head limit, and to `BODY_BUF` for bodies.
 const INITIAL_BUF: usize = 8 * 1024;
 /// Buffer size for streaming large bodies (bounded memory per connection).
 const BODY_BUF: usize = 64 * 1024;
-
-/// Which buffer a write sends from.
-#[derive(Clone, Copy)]
-enum From {
-    Client,
-    Backend,
-    ScratchOnly,
-}
 
 /// What one exchange did, for the log line and the keep-alive verdict.
 pub(crate) struct Exchange {
@@ -95,18 +86,18 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         served: 0,
     };
     loop {
-        let gen = shard.gen();
-        match c.read_head(&shard, &gen, slot).await {
+        let epoch = shard.epoch();
+        match c.read_head(&shard, &epoch, slot).await {
             HeadRead::Complete => {}
             HeadRead::Closed => break,
             HeadRead::Reject(status, reason) => {
-                c.reject(&shard, &gen, status, reason).await;
+                c.reject(&shard, &epoch, status, reason).await;
                 break;
             }
         }
         shard.set_idle(slot, false);
-        let x = c.exchange(&shard, &gen).await;
-        c.log(&shard, &gen, &x);
+        let x = c.exchange(&shard, &epoch).await;
+        c.log(&shard, &epoch, &x);
         c.served += 1;
         if !x.keep_alive {
             break;
@@ -126,8 +117,8 @@ enum HeadRead {
 
 impl<B: Backend> Client<B> {
     /// Reads until a complete request head is in `inbuf` (pipelined bytes may already be).
-    async fn read_head(&mut self, shard: &Shard<B>, gen: &Gen<B>, slot: usize) -> HeadRead {
-        let cfg = &gen.shared.config;
+    async fn read_head(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, slot: usize) -> HeadRead {
+        let cfg = &epoch.shared.config;
         let idle_deadline = Instant::now() + if self.served == 0 { cfg.header_read_timeout } else { cfg.keep_alive_timeout };
         let mut head_deadline = None;
         loop {
@@ -168,13 +159,14 @@ impl<B: Backend> Client<B> {
     }
 
     /// Answers a request that could not be parsed, then the connection closes.
-    async fn reject(&mut self, shard: &Shard<B>, gen: &Gen<B>, status: u16, reason: &'static str) {
+    async fn reject(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, status: u16, reason: &'static str) {
         shard.control.errlog.write_client("info", "core", Some(self.peer), &format!("AH00126: {status}: {reason}"));
         self.g.clear();
         self.g.scratch.clear();
         let body = respond::error_page(&mut self.g, status, true, false, None);
         let sent = self.g.total_len() as u64;
-        let _ = self.send_client(From::ScratchOnly, gen).await;
+        let dl = Instant::now() + epoch.shared.config.timeout;
+        let _ = attempt::write_via(&self.conn, &mut self.g, None, dl).await;
         let mut x = self.new_exchange();
         x.head_valid = false;
         x.status = Some(status);
@@ -182,7 +174,7 @@ impl<B: Backend> Client<B> {
         x.bytes_out = sent;
         x.bytes_in = self.inbuf.len() as u64;
         x.keep_alive = false;
-        self.log(shard, gen, &x);
+        self.log(shard, epoch, &x);
     }
 
     fn new_exchange(&self) -> Exchange {
@@ -207,15 +199,15 @@ impl<B: Backend> Client<B> {
     }
 
     /// Everything after a parsed head: route, then proxy or answer locally.
-    async fn exchange(&mut self, shard: &Shard<B>, gen: &Gen<B>) -> Exchange {
-        let cfg = &gen.shared.config;
+    async fn exchange(&mut self, shard: &Shard<B>, epoch: &Epoch<B>) -> Exchange {
+        let cfg = &epoch.shared.config;
         let mut x = self.new_exchange();
         x.bytes_in = self.req.head_len as u64;
         if let BodyFraming::Length(n) = self.req.body
             && cfg.limits.body > 0
             && n > cfg.limits.body
         {
-            self.local_response(gen, &mut x, 413, None).await;
+            self.local_response(epoch, &mut x, 413, None).await;
             return x;
         }
         let route = {
@@ -226,11 +218,11 @@ impl<B: Backend> Client<B> {
                 local: self.local,
                 server_name: &cfg.server_name,
             };
-            let mut scratch = gen.route_scratch.borrow_mut();
+            let mut scratch = epoch.route_scratch.borrow_mut();
             route::route(cfg, &input, &mut scratch, &mut self.target)
         };
         match route {
-            Route::Proxy { balancer } => self.proxy(shard, gen, balancer, &mut x).await,
+            Route::Proxy { balancer } => self.proxy(shard, epoch, balancer, &mut x).await,
             Route::Redirect(code) => {
                 let mut loc = Vec::new();
                 if self.target.first() == Some(&b'/') {
@@ -238,11 +230,11 @@ impl<B: Backend> Client<B> {
                     loc.extend_from_slice(self.req.host.map(|h| h.get(&self.inbuf)).unwrap_or(cfg.server_name.as_bytes()));
                 }
                 loc.extend_from_slice(&self.target);
-                self.local_response(gen, &mut x, code, Some(&loc)).await;
+                self.local_response(epoch, &mut x, code, Some(&loc)).await;
             }
-            Route::Forbidden => self.local_response(gen, &mut x, 403, None).await,
-            Route::Gone => self.local_response(gen, &mut x, 410, None).await,
-            Route::NotFound => self.local_response(gen, &mut x, 404, None).await,
+            Route::Forbidden => self.local_response(epoch, &mut x, 403, None).await,
+            Route::Gone => self.local_response(epoch, &mut x, 410, None).await,
+            Route::NotFound => self.local_response(epoch, &mut x, 404, None).await,
         }
         x
     }
@@ -258,8 +250,8 @@ impl<B: Backend> Client<B> {
     }
 
     /// Answers from the proxy itself. A request body that was not read closes the connection.
-    async fn local_response(&mut self, gen: &Gen<B>, x: &mut Exchange, status: u16, location: Option<&[u8]>) {
-        let cfg = &gen.shared.config;
+    async fn local_response(&mut self, epoch: &Epoch<B>, x: &mut Exchange, status: u16, location: Option<&[u8]>) {
+        let cfg = &epoch.shared.config;
         let body_read = BodyState::new(self.req.body).is_done();
         x.keep_alive = cfg.keep_alive
             && !self.req.conn_close
@@ -271,19 +263,19 @@ impl<B: Backend> Client<B> {
         x.body_bytes = respond::error_page(&mut self.g, status, !x.keep_alive, self.req.method == Method::Head, location);
         x.status = Some(status);
         x.bytes_out = self.g.total_len() as u64;
-        if self.send_client(From::ScratchOnly, gen).await.is_err() {
+        if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout).await.is_err() {
             x.keep_alive = false;
             x.aborted = true;
         }
     }
 
     /// Balance, check out, forward, relay; with failover to another member on connect errors.
-    async fn proxy(&mut self, shard: &Shard<B>, gen: &Gen<B>, b: usize, x: &mut Exchange) {
-        let cfg = &gen.shared.config;
-        let bal = &gen.shared.balancers[b];
+    async fn proxy(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, b: usize, x: &mut Exchange) {
+        let cfg = &epoch.shared.config;
+        let bal = &epoch.shared.balancers[b];
         x.balancer = Some(b);
         if bal.spec().denied {
-            return self.local_response(gen, x, 403, None).await;
+            return self.local_response(epoch, x, 403, None).await;
         }
         let mut cookies: [&[u8]; 8] = [&[]; 8];
         let mut n = 0;
@@ -296,7 +288,7 @@ impl<B: Backend> Client<B> {
         let mut attempts = 0u32;
         let max_attempts = bal.max_attempts();
         let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
-            let picked = bal.pick(sticky.as_ref(), exclude, now_ms(), &mut gen.caches.borrow_mut()[b]);
+            let picked = bal.pick(sticky.as_ref(), exclude, now_ms(), &mut epoch.caches.borrow_mut()[b]);
             let pick = match picked {
                 Ok(p) => p,
                 Err(e) => {
@@ -309,22 +301,22 @@ impl<B: Backend> Client<B> {
                         _ => format!("AH01170: {}: {e}", bal.name()),
                     };
                     shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
-                    return self.local_response(gen, x, 503, None).await;
+                    return self.local_response(epoch, x, 503, None).await;
                 }
             };
             let m = pick.index();
             x.member = Some(m);
             x.route_changed = pick.route_changed();
             let spec = pick.spec();
-            let key = MemberKey { slot: gen.shared.first_slot[b] + m };
+            let key = MemberKey { slot: epoch.shared.first_slot[b] + m };
             if spec.enable_reuse
-                && let Some(c) = gen.pool.borrow_mut().checkout(key, spec.ttl, Instant::now())
+                && let Some(c) = epoch.pool.borrow_mut().checkout(key, spec.ttl, Instant::now())
             {
                 break (pick, c, true);
             }
             match connect::<B>(spec, cfg).await {
                 Ok(c) => {
-                    gen.pool.borrow_mut().opened += 1;
+                    epoch.pool.borrow_mut().opened += 1;
                     bal.mark_ok(m);
                     break (pick, c, false);
                 }
@@ -341,23 +333,23 @@ impl<B: Backend> Client<B> {
                     exclude |= 1 << m;
                     attempts += 1;
                     if attempts > max_attempts {
-                        return self.local_response(gen, x, 503, None).await;
+                        return self.local_response(epoch, x, 503, None).await;
                     }
                 }
             }
         };
         let m = pick.index();
-        let key = MemberKey { slot: gen.shared.first_slot[b] + m };
+        let key = MemberKey { slot: epoch.shared.first_slot[b] + m };
         let spec = pick.spec();
-        let mut outcome = self.forward_and_relay(gen, shard, spec, &be, x).await;
+        let mut outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
         let mut be = be;
         if reused && matches!(outcome, Outcome::Stale) {
             // A reused connection died before any response byte: one retry on a fresh one.
             match connect::<B>(spec, cfg).await {
                 Ok(c) => {
-                    gen.pool.borrow_mut().opened += 1;
+                    epoch.pool.borrow_mut().opened += 1;
                     be = c;
-                    outcome = self.forward_and_relay(gen, shard, spec, &be, x).await;
+                    outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
                 }
                 Err(_) => outcome = Outcome::Failed(502, "reconnect after a stale pooled connection failed"),
             }
@@ -367,7 +359,7 @@ impl<B: Backend> Client<B> {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
-                    gen.pool.borrow_mut().checkin(key, be, max, Instant::now());
+                    epoch.pool.borrow_mut().checkin(key, be, max, Instant::now());
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
@@ -392,7 +384,7 @@ impl<B: Backend> Client<B> {
             x.aborted = true;
         } else {
             self.req.conn_close = true;
-            self.local_response(gen, x, status, None).await;
+            self.local_response(epoch, x, status, None).await;
         }
     }
 }
