@@ -89,13 +89,14 @@ impl RouteScratch {
 pub fn route(cfg: &Config, input: &RouteInput, scratch: &mut RouteScratch, out: &mut Vec<u8>) -> Route {
     out.clear();
     let raw_path = input.path();
-    if cfg.rewrite_engine && !cfg.rewrite_rules.is_empty() {
-        if let Ok(p) = std::str::from_utf8(raw_path) {
-            scratch.path.clear();
-            scratch.path.push_str(p);
-            if let Some(r) = rewrite(cfg, input, scratch, out) {
-                return r;
-            }
+    if cfg.rewrite_engine
+        && !cfg.rewrite_rules.is_empty()
+        && let Ok(p) = std::str::from_utf8(raw_path)
+    {
+        scratch.path.clear();
+        scratch.path.push_str(p);
+        if let Some(r) = rewrite(cfg, input, scratch, out) {
+            return r;
         }
     }
     proxy_pass(cfg, raw_path, input.query(), out)

@@ -1,0 +1,142 @@
+//! The tutorial's path end to end: rewrite to a balancer, byrequests alternation on one
+//! keep-alive client connection, the access log naming each route, and the header rewriting
+//! mod_proxy_http does on the way.
+
+mod common;
+use common::*;
+
+fn seed_like(a: u16, b: u16) -> String {
+    format!(
+        "LoadModule proxy_balancer_module modules/mod_proxy_balancer.so\n\
+         LoadModule lbmethod_byrequests_module modules/mod_lbmethod_byrequests.so\n\
+         LoadModule slotmem_shm_module modules/mod_slotmem_shm.so\n\
+         RewriteRule ^/service1/(.*) balancer://backend/service1/$1 [proxy,last]\n\
+         ProxyPassReverse / balancer://backend/\n\
+         <Proxy balancer://backend>\n\
+           BalancerMember http://127.0.0.1:{a} route=backend-port-{a}\n\
+           BalancerMember http://127.0.0.1:{b} route=backend-port-{b}\n\
+           Require all granted\n\
+           Options None\n\
+           ProxySet enablereuse=on\n\
+         </Proxy>\n"
+    )
+}
+
+#[test]
+fn tutorial_requests_alternate_and_log_routes() {
+    let (o1, o2) = (port_origin(), port_origin());
+    let p = start_proxy("tutorial", &seed_like(o1.port, o2.port), 2);
+    let mut c = Client::connect(p.port);
+    let r1 = c.get("/service1/index.html", "User-Agent: curl/7.35.0\r\n");
+    let r2 = c.get("/service1/index.html", "User-Agent: curl/7.35.0\r\n");
+    assert_eq!(r1.status, 200);
+    assert_eq!(r1.text(), format!("Server response, port {}\n", o1.port));
+    assert_eq!(r2.text(), format!("Server response, port {}\n", o2.port));
+    let lines = p.access_lines(2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let route1 = format!(" proxy-server backend-port-{} + ", o1.port);
+    let route2 = format!(" proxy-server backend-port-{} + ", o2.port);
+    assert!(lines[0].contains(&route1), "{}", lines[0]);
+    assert!(lines[1].contains(&route2), "{}", lines[1]);
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
+    assert!(lines[0].contains("\"GET /service1/index.html HTTP/1.1\" 200 27 \"-\" \"curl/7.35.0\" localhost 127.0.0.1"));
+    // The member saw the rewritten path.
+    assert!(String::from_utf8_lossy(&o1.received()).starts_with("GET /service1/index.html HTTP/1.1\r\n"));
+}
+
+#[test]
+fn forwarded_headers_and_hop_by_hop_stripping() {
+    let o = http_origin(|head, _| ok(&String::from_utf8_lossy(head)));
+    let conf = format!("ProxyPass /app http://127.0.0.1:{}/base\n", o.port);
+    let p = start_proxy("headers", &conf, 1);
+    let mut c = Client::connect(p.port);
+    let r = c.get(
+        "/app/x?q=1",
+        "X-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Connection: x\r\nX-Keep: yes\r\n",
+    );
+    let seen = r.text();
+    assert!(seen.starts_with("GET /base/x?q=1 HTTP/1.1\r\n"), "{seen}");
+    assert!(seen.contains(&format!("Host: 127.0.0.1:{}\r\n", o.port)), "{seen}");
+    assert!(seen.contains("X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"), "{seen}");
+    assert!(seen.contains("X-Forwarded-Host: localhost\r\n"), "{seen}");
+    assert!(seen.contains("X-Forwarded-Server: localhost\r\n"), "{seen}");
+    assert!(seen.contains("X-Keep: yes\r\n"), "{seen}");
+    for gone in ["X-Secret", "Keep-Alive:", "TE:", "Proxy-Connection", "keep-alive, X-Secret"] {
+        assert!(!seen.contains(gone), "{gone} leaked: {seen}");
+    }
+    assert!(seen.ends_with("Connection: Keep-Alive\r\n\r\n"), "{seen}");
+}
+
+#[test]
+fn preserve_host_and_proxy_pass_reverse() {
+    let o = http_origin(|head, _| {
+        let h = String::from_utf8_lossy(head).into_owned();
+        let port = h.split("Host: ").nth(1).unwrap().lines().next().unwrap().to_string();
+        let loc = "http://127.0.0.1:PORT/service1/next".replace("PORT", "0");
+        let _ = loc;
+        format!("HTTP/1.1 302 Found\r\nLocation: MEMBER/service1/next\r\nX-Host: {port}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+    });
+    let member = format!("http://127.0.0.1:{}", o.port);
+    // The origin answers with a Location on the member URL; replace MEMBER after the fact.
+    let o2 = http_origin(move |head, _| {
+        let h = String::from_utf8_lossy(head).into_owned();
+        let host = h.split("Host: ").nth(1).unwrap().lines().next().unwrap().to_string();
+        format!("HTTP/1.1 302 Found\r\nLocation: {member}/service1/next\r\nX-Host: {host}\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes()
+    });
+    drop(o);
+    let conf = format!(
+        "{}RewriteRule ^/service1/(.*) balancer://b/service1/$1 [P,L]\nProxyPassReverse / balancer://b/\nProxyPreserveHost On\n",
+        balancer_conf("b", &[o2.port], &[], "")
+    )
+    .replace(&format!("127.0.0.1:{}", 0), "");
+    let p = start_proxy("reverse", &conf, 1);
+    let mut c = Client::connect(p.port);
+    let r = c.get("/service1/a", "");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("X-Host").as_deref(), Some("localhost"));
+    assert_eq!(r.header("Location").as_deref(), Some("http://localhost/service1/next"), "{}", r.head);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let o = http_origin(|head, _| {
+        let h = String::from_utf8_lossy(head);
+        ok(h.split(' ').nth(1).unwrap())
+    });
+    let p = start_proxy("pipeline", &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port), 1);
+    let mut c = Client::connect(p.port);
+    c.send(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /three HTTP/1.1\r\nHost: a\r\n\r\n");
+    for want in ["/one", "/two", "/three"] {
+        assert_eq!(c.read_response(false).unwrap().text(), want);
+    }
+}
+
+#[test]
+fn http10_client_gets_close_and_bodiless_statuses_have_no_body() {
+    let o = http_origin(|head, _| {
+        let h = String::from_utf8_lossy(head);
+        match h.split(' ').nth(1).unwrap() {
+            "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            "/304" => b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n".to_vec(),
+            _ => ok("hello"),
+        }
+    });
+    let p = start_proxy("http10", &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port), 1);
+    let out = raw_exchange(p.port, b"GET /x HTTP/1.0\r\n\r\n");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+    let mut c = Client::connect(p.port);
+    assert_eq!(c.get("/204", "").status, 204);
+    let r = c.get("/304", "");
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    c.send(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let h = c.read_response(true).unwrap();
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    // Still in sync after the bodiless responses.
+    assert_eq!(c.get("/x", "").text(), "hello");
+}
