@@ -5,6 +5,8 @@ pub struct LogFormat {
 }
 impl LogFormat {
     pub fn compile(fmt: &str) -> Result<LogFormat, String> {
-        Ok(LogFormat { source: fmt.to_string() })
+        Ok(LogFormat {
+            source: fmt.to_string(),
+        })
     }
 }

@@ -100,7 +100,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { request_line: 8190, header_fields: 100, field_size: 8190, head_size: 65536, body: 0 }
+        Limits {
+            request_line: 8190,
+            header_fields: 100,
+            field_size: 8190,
+            head_size: 65536,
+            body: 0,
+        }
     }
 }
 
