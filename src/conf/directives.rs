@@ -51,7 +51,7 @@ const fn p(name: &'static str, module: &'static str, handler: Handler) -> Direct
 /// `<IfModule>` and `<IfDefine>` are handled while reading, in `read.rs`.)
 pub(super) static TABLE: &[Directive] = &[
     // core
-    d("Listen", "mpm_event_module", listen),
+    d("Listen", "core", listen),
     d("ServerName", "core", server_name),
     d("Timeout", "core", timeout),
     d("KeepAlive", "core", keep_alive),
