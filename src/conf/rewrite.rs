@@ -190,7 +190,7 @@ pub(super) fn rewrite_rule(b: &mut Builder, item: &Item) -> Result<(), ConfError
                 "b" | "bnp" | "backrefnoplus" | "bctls" | "bne" | "c" | "chain" | "co"
                 | "cookie" | "dpi" | "discardpath" | "e" | "env" | "end" | "h" | "handler"
                 | "n" | "next" | "ns" | "nosubreq" | "pt" | "passthrough" | "s" | "skip" | "t"
-                | "type" | "qslast" | "unsafeallow3f" | "unsafeprefixstat" | "unc" => {
+                | "type" | "qsl" | "qslast" | "unsafeallow3f" | "unsafeprefixstat" | "unc" => {
                     return Err(item.err_at(
                         f,
                         format!("RewriteRule flag {raw} is not supported by ringproxy"),

@@ -150,18 +150,34 @@ fn continuation_quoting_comments() {
 
 #[test]
 fn variables_from_define_and_environment() {
-    // SAFETY: this test alone sets this variable name.
-    unsafe { std::env::set_var("RINGPROXY_TEST_PORT", "9001") };
     let c =
-        ok("Define HOST 127.0.0.1\nListen ${HOST}:${RINGPROXY_TEST_PORT}\nServerName ${NOPE}\n");
+        ok("Define HOST 127.0.0.1\nDefine PORT 9001\nListen ${HOST}:${PORT}\nServerName ${NOPE}\n");
     assert!(c.listeners.contains(&"127.0.0.1:9001".parse().unwrap()));
     assert_eq!(c.server_name, "${NOPE}");
     assert_eq!(c.warnings.len(), 1);
     assert!(
-        c.warnings[0].contains("test.conf:7") && c.warnings[0].contains("${NOPE}"),
+        c.warnings[0].contains("test.conf:8") && c.warnings[0].contains("${NOPE}"),
         "{:?}",
         c.warnings
     );
+    // An environment variable (any one this process has with a plain value; no set_var, which
+    // would race with the other tests reading the environment).
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
+    };
+    if let Some((name, value)) =
+        std::env::vars().find(|(n, v)| plain(n) && !n.contains(['-', '.', '/']) && plain(v))
+    {
+        let c = ok(&format!("ServerName ${{{name}}}\n"));
+        assert_eq!(c.server_name, value);
+        // Define wins over the environment.
+        let c = ok(&format!(
+            "Define {name} defined.example\nServerName ${{{name}}}\n"
+        ));
+        assert_eq!(c.server_name, "defined.example");
+    }
 }
 
 #[test]
