@@ -740,3 +740,44 @@ fn balancer_member_and_proxyset_outside_section() {
         matches!(&c.proxy_pass_reverse[0].target, ReverseTarget::Url(u) if u == "http://127.0.0.1:8000/base")
     );
 }
+
+#[test]
+fn odd_input_gives_errors_not_panics() {
+    let cases = [
+        "<",
+        "<>",
+        "</>",
+        "\\",
+        "\"",
+        "'",
+        "Listen",
+        "<Proxy",
+        "<Proxy>\n</Proxy>",
+        "Listen 8080\nRewriteRule ^ %{",
+        "Listen 8080\nRewriteRule ^ \\",
+        "Listen 8080\nRewriteRule ^ x [",
+        "Listen 99999",
+        "Listen :80",
+        "Listen [::",
+        "Listen 8080\nProxyPass / http://[::1",
+        "Listen 8080\nProxyPass / http://h:0/",
+        "Listen 8080\nProxySet",
+        "Listen 8080\nBalancerMember",
+        "Listen 8080\n<IfModule>\n</IfModule>",
+        "Listen 8080\n<IfDefine !>\n</IfDefine>",
+        "Listen 8080\nRewriteCond a",
+        "Listen 8080\nLogFormat",
+        "\u{feff}Listen 80\n\r\n\u{e9}\\\r\n",
+    ];
+    for text in cases {
+        // Only the absence of a panic is checked; most of these are errors.
+        let r = load_str(text, &path());
+        if let Err(e) = r {
+            assert!(!e.message.is_empty(), "{text:?}");
+        }
+    }
+    assert!(
+        load_str("Listen 8080\r\nServerName crlf.example\r\n", &path())
+            .is_ok_and(|c| c.server_name == "crlf.example")
+    );
+}
