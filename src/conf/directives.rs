@@ -29,11 +29,21 @@ pub(super) struct Directive {
 }
 
 const fn d(name: &'static str, module: &'static str, handler: Handler) -> Directive {
-    Directive { name, module, in_proxy: false, handler }
+    Directive {
+        name,
+        module,
+        in_proxy: false,
+        handler,
+    }
 }
 
 const fn p(name: &'static str, module: &'static str, handler: Handler) -> Directive {
-    Directive { name, module, in_proxy: true, handler }
+    Directive {
+        name,
+        module,
+        in_proxy: true,
+        handler,
+    }
 }
 
 /// Every directive ringproxy knows, with the module that must be loaded for it.
@@ -41,7 +51,7 @@ const fn p(name: &'static str, module: &'static str, handler: Handler) -> Direct
 /// `<IfModule>` and `<IfDefine>` are handled while reading, in `read.rs`.)
 pub(super) static TABLE: &[Directive] = &[
     // core
-    d("Listen", "mpm_event_module", listen),
+    d("Listen", "core", listen),
     d("ServerName", "core", server_name),
     d("Timeout", "core", timeout),
     d("KeepAlive", "core", keep_alive),
@@ -60,25 +70,49 @@ pub(super) static TABLE: &[Directive] = &[
     p("Deny", "core", access_compat),
     d("IoBackend", "core", io_backend),
     d("Threads", "core", threads),
-    d("RequestReadTimeout", "reqtimeout_module", request_read_timeout),
+    d(
+        "RequestReadTimeout",
+        "reqtimeout_module",
+        request_read_timeout,
+    ),
     // mod_log_config
     d("LogFormat", "log_config_module", log_format),
     d("CustomLog", "log_config_module", custom_log),
     d("TransferLog", "log_config_module", transfer_log),
     // mod_proxy, mod_proxy_balancer
     d("ProxyPass", "proxy_module", super::proxy::proxy_pass),
-    d("ProxyPassReverse", "proxy_module", super::proxy::proxy_pass_reverse),
+    d(
+        "ProxyPassReverse",
+        "proxy_module",
+        super::proxy::proxy_pass_reverse,
+    ),
     d("ProxyPreserveHost", "proxy_module", proxy_preserve_host),
     d("ProxyTimeout", "proxy_module", proxy_timeout),
     d("ProxyAddHeaders", "proxy_module", proxy_add_headers),
     d("ProxyRequests", "proxy_module", proxy_requests),
     d("ProxyVia", "proxy_module", proxy_via),
-    p("BalancerMember", "proxy_module", super::proxy::balancer_member),
+    p(
+        "BalancerMember",
+        "proxy_module",
+        super::proxy::balancer_member,
+    ),
     p("ProxySet", "proxy_module", super::proxy::proxy_set),
     // mod_rewrite
-    d("RewriteEngine", "rewrite_module", super::rewrite::rewrite_engine),
-    d("RewriteCond", "rewrite_module", super::rewrite::rewrite_cond),
-    d("RewriteRule", "rewrite_module", super::rewrite::rewrite_rule),
+    d(
+        "RewriteEngine",
+        "rewrite_module",
+        super::rewrite::rewrite_engine,
+    ),
+    d(
+        "RewriteCond",
+        "rewrite_module",
+        super::rewrite::rewrite_cond,
+    ),
+    d(
+        "RewriteRule",
+        "rewrite_module",
+        super::rewrite::rewrite_rule,
+    ),
     d("RewriteMap", "rewrite_module", super::rewrite::rewrite_map),
     // mod_headers, mod_ssl, mod_proxy_hcheck: known, not supported yet
     d("Header", "headers_module", not_yet),
@@ -291,19 +325,27 @@ impl Builder {
                 file: self.main.clone(),
                 line: 0,
                 directive: "Listen".into(),
-                message: "no Listen directive: ringproxy needs at least one address to listen on".into(),
+                message: "no Listen directive: ringproxy needs at least one address to listen on"
+                    .into(),
             });
         }
         if let Some((_, span)) = self.pending_conds.first() {
-            self.warnings.push(format!("{span}: RewriteCond: no RewriteRule follows; the condition is ignored"));
+            self.warnings.push(format!(
+                "{span}: RewriteCond: no RewriteRule follows; the condition is ignored"
+            ));
         }
         for (name, span) in std::mem::take(&mut self.rule_balancer_refs) {
-            let defined = self.balancer_index.get(&name).is_some_and(|&i| self.balancers[i].defined_at.is_some());
+            let defined = self
+                .balancer_index
+                .get(&name)
+                .is_some_and(|&i| self.balancers[i].defined_at.is_some());
             if !defined {
                 return Err(ConfError::at(
                     &span,
                     "RewriteRule",
-                    format!("{name} is not defined (no <Proxy {name}> section or BalancerMember names it)"),
+                    format!(
+                        "{name} is not defined (no <Proxy {name}> section or BalancerMember names it)"
+                    ),
                 ));
             }
         }
@@ -319,13 +361,20 @@ impl Builder {
                         return Err(ConfError::at(
                             &log.span,
                             &log.directive,
-                            format!("unknown LogFormat nickname '{f}' (a format string must contain '%')"),
+                            format!(
+                                "unknown LogFormat nickname '{f}' (a format string must contain '%')"
+                            ),
                         ));
                     }
                 },
             };
-            let format = crate::log::LogFormat::compile(&fmt).map_err(|m| ConfError::at(&log.span, &log.directive, m))?;
-            access_logs.push(AccessLog { path: log.path, format, env_condition: log.env });
+            let format = crate::log::LogFormat::compile(&fmt)
+                .map_err(|m| ConfError::at(&log.span, &log.directive, m))?;
+            access_logs.push(AccessLog {
+                path: log.path,
+                format,
+                env_condition: log.env,
+            });
         }
         Ok(Config {
             source: self.main,
@@ -363,7 +412,11 @@ impl Builder {
             return Err(item.err_at(w, "syslog logging is not supported by ringproxy"));
         }
         let p = Path::new(&w.text);
-        Ok(if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) })
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        })
     }
 }
 
@@ -392,8 +445,14 @@ pub(super) fn flag(item: &Item) -> Result<bool, ConfError> {
     on_off(item, w)
 }
 
-pub(super) fn number<T: std::str::FromStr>(item: &Item, w: &Word, what: &str) -> Result<T, ConfError> {
-    w.text.parse().map_err(|_| item.err_at(w, format!("{what} must be a number, not '{}'", w.text)))
+pub(super) fn number<T: std::str::FromStr>(
+    item: &Item,
+    w: &Word,
+    what: &str,
+) -> Result<T, ConfError> {
+    w.text
+        .parse()
+        .map_err(|_| item.err_at(w, format!("{what} must be a number, not '{}'", w.text)))
 }
 
 /// Whole seconds, or `Nms` when `ms_ok`.
@@ -406,8 +465,16 @@ pub(super) fn duration(text: &str, ms_ok: bool) -> Option<Duration> {
 }
 
 fn seconds_arg(item: &Item, ms_ok: bool) -> Result<Duration, ConfError> {
-    let w = one(item, if ms_ok { "a time in seconds (or Nms)" } else { "a time in seconds" })?;
-    duration(&w.text, ms_ok).ok_or_else(|| item.err_at(w, format!("'{}' is not a valid time in seconds", w.text)))
+    let w = one(
+        item,
+        if ms_ok {
+            "a time in seconds (or Nms)"
+        } else {
+            "a time in seconds"
+        },
+    )?;
+    duration(&w.text, ms_ok)
+        .ok_or_else(|| item.err_at(w, format!("'{}' is not a valid time in seconds", w.text)))
 }
 
 // ---- core ----
@@ -421,22 +488,43 @@ fn listen(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     if let Some(p) = proto {
         match p.text.to_ascii_lowercase().as_str() {
             "http" => {}
-            "https" => return Err(item.err_at(p, "TLS listeners (https) are not supported by ringproxy yet")),
-            other => return Err(item.err_at(p, format!("protocol '{other}' is not supported by ringproxy (only http)"))),
+            "https" => {
+                return Err(item.err_at(
+                    p,
+                    "TLS listeners (https) are not supported by ringproxy yet",
+                ));
+            }
+            other => {
+                return Err(item.err_at(
+                    p,
+                    format!("protocol '{other}' is not supported by ringproxy (only http)"),
+                ));
+            }
         }
     }
     let sa = parse_listen(&addr.text).map_err(|m| item.err_at(addr, m))?;
     if b.listeners.contains(&sa) {
-        return Err(item.err_at(addr, format!("Cannot define multiple Listeners on the same IP:port ({sa})")));
+        return Err(item.err_at(
+            addr,
+            format!("Cannot define multiple Listeners on the same IP:port ({sa})"),
+        ));
     }
     b.listeners.push(sa);
     Ok(())
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let port_ok = |p: u16| if p == 0 { Err("Port must be specified (1..65535)".to_string()) } else { Ok(p) };
+    let port_ok = |p: u16| {
+        if p == 0 {
+            Err("Port must be specified (1..65535)".to_string())
+        } else {
+            Ok(p)
+        }
+    };
     if s.bytes().all(|c| c.is_ascii_digit()) {
-        let port = s.parse::<u16>().map_err(|_| format!("invalid port '{s}'"))?;
+        let port = s
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port '{s}'"))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port_ok(port)?)));
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
@@ -446,7 +534,10 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let Some((host, port)) = s.rsplit_once(':') else {
         return Err(format!("'{s}' is not [address:]port"));
     };
-    let port = port_ok(port.parse::<u16>().map_err(|_| format!("invalid port in '{s}'"))?)?;
+    let port = port_ok(
+        port.parse::<u16>()
+            .map_err(|_| format!("invalid port in '{s}'"))?,
+    )?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (host, port)
         .to_socket_addrs()
@@ -529,7 +620,10 @@ fn log_level(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     }
     for w in &item.args {
         if w.text.contains(':') {
-            b.warn(item, format!("per-module level '{}' is ignored by ringproxy", w.text));
+            b.warn(
+                item,
+                format!("per-module level '{}' is ignored by ringproxy", w.text),
+            );
             continue;
         }
         b.log_level = match w.text.to_ascii_lowercase().as_str() {
@@ -541,7 +635,10 @@ fn log_level(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
             "notice" => LogLevel::Notice,
             "info" => LogLevel::Info,
             "debug" => LogLevel::Debug,
-            t if t.strip_prefix("trace").is_some_and(|n| matches!(n, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8")) => {
+            t if t
+                .strip_prefix("trace")
+                .is_some_and(|n| matches!(n, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8")) =>
+            {
                 LogLevel::Trace
             }
             _ => {
@@ -565,8 +662,12 @@ fn options(_b: &mut Builder, _item: &Item) -> Result<(), ConfError> {
 
 fn require(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let denied = match item.args.as_slice() {
-        [a, g] if a.text.eq_ignore_ascii_case("all") && g.text.eq_ignore_ascii_case("granted") => false,
-        [a, g] if a.text.eq_ignore_ascii_case("all") && g.text.eq_ignore_ascii_case("denied") => true,
+        [a, g] if a.text.eq_ignore_ascii_case("all") && g.text.eq_ignore_ascii_case("granted") => {
+            false
+        }
+        [a, g] if a.text.eq_ignore_ascii_case("all") && g.text.eq_ignore_ascii_case("denied") => {
+            true
+        }
         _ => {
             let args: Vec<_> = item.args.iter().map(|w| w.text.as_str()).collect();
             return Err(item.err(format!(
@@ -630,7 +731,9 @@ fn request_read_timeout(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
             continue;
         }
         let first = value.split([',', '-']).next().unwrap_or("");
-        let secs: u64 = first.parse().map_err(|_| item.err_at(w, format!("header timeout '{first}' is not a number")))?;
+        let secs: u64 = first
+            .parse()
+            .map_err(|_| item.err_at(w, format!("header timeout '{first}' is not a number")))?;
         if secs == 0 {
             return Err(item.err_at(w, "header=0 (no limit) is not supported by ringproxy"));
         }
@@ -662,16 +765,26 @@ fn custom_log(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let (path, fmt, env) = match item.args.as_slice() {
         [p, f] => (p, f, None),
         [p, f, e] => (p, f, Some(e)),
-        _ => return Err(item.err("takes two or three arguments: a file name, a format or nickname, [env=[!]VAR]")),
+        _ => {
+            return Err(item.err(
+                "takes two or three arguments: a file name, a format or nickname, [env=[!]VAR]",
+            ));
+        }
     };
     let env = match env {
         None => None,
         Some(e) => {
             if e.text.starts_with("expr=") {
-                return Err(item.err_at(e, "expr= conditions are not supported by ringproxy; use env=[!]VAR"));
+                return Err(item.err_at(
+                    e,
+                    "expr= conditions are not supported by ringproxy; use env=[!]VAR",
+                ));
             }
             let Some(var) = e.text.strip_prefix("env=") else {
-                return Err(item.err_at(e, format!("'{}': the third argument must be env=[!]VAR", e.text)));
+                return Err(item.err_at(
+                    e,
+                    format!("'{}': the third argument must be env=[!]VAR", e.text),
+                ));
             };
             let (var, set) = match var.strip_prefix('!') {
                 Some(v) => (v, false),
@@ -687,14 +800,26 @@ fn custom_log(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     if fmt.text.contains('%') {
         crate::log::LogFormat::compile(&fmt.text).map_err(|m| item.err_at(fmt, m))?;
     }
-    b.logs.push(PendingLog { span: item.span.clone(), directive: item.name.clone(), path, format: Some(fmt.text.clone()), env });
+    b.logs.push(PendingLog {
+        span: item.span.clone(),
+        directive: item.name.clone(),
+        path,
+        format: Some(fmt.text.clone()),
+        env,
+    });
     Ok(())
 }
 
 fn transfer_log(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let w = one(item, "a file name")?;
     let path = b.log_path(item, w)?;
-    b.logs.push(PendingLog { span: item.span.clone(), directive: item.name.clone(), path, format: None, env: None });
+    b.logs.push(PendingLog {
+        span: item.span.clone(),
+        directive: item.name.clone(),
+        path,
+        format: None,
+        env: None,
+    });
     Ok(())
 }
 
@@ -730,9 +855,13 @@ fn proxy_via(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let w = one(item, "Off, On, Full or Block")?;
     match w.text.to_ascii_lowercase().as_str() {
         "off" => {}
-        "on" | "full" | "block" => {
-            b.warn(item, format!("ProxyVia {} is not supported by ringproxy; no Via header is added or removed", w.text))
-        }
+        "on" | "full" | "block" => b.warn(
+            item,
+            format!(
+                "ProxyVia {} is not supported by ringproxy; no Via header is added or removed",
+                w.text
+            ),
+        ),
         _ => return Err(item.err_at(w, "must be Off, On, Full or Block")),
     }
     Ok(())
@@ -745,10 +874,16 @@ fn not_yet(_b: &mut Builder, item: &Item) -> Result<(), ConfError> {
 }
 
 fn no_tls(_b: &mut Builder, item: &Item) -> Result<(), ConfError> {
-    Err(item.err(format!("{} is not supported by ringproxy yet (no TLS)", item.name)))
+    Err(item.err(format!(
+        "{} is not supported by ringproxy yet (no TLS)",
+        item.name
+    )))
 }
 
 fn ignored(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
-    b.warn(item, "accepted for compatibility; it has no effect in ringproxy");
+    b.warn(
+        item,
+        "accepted for compatibility; it has no effect in ringproxy",
+    );
     Ok(())
 }

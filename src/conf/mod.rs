@@ -49,7 +49,12 @@ impl ConfError {
 
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Syntax error on line {} of {}:\n", self.line, self.file.display())?;
+        writeln!(
+            f,
+            "Syntax error on line {} of {}:",
+            self.line,
+            self.file.display()
+        )?;
         if self.directive.is_empty() {
             write!(f, "{}", self.message)
         } else {

@@ -41,7 +41,8 @@ pub struct Config {
     /// Limits on the request head (`LimitRequestLine`, `LimitRequestFields`,
     /// `LimitRequestFieldSize`, `LimitRequestBody`).
     pub limits: Limits,
-    /// `RewriteEngine On` (default Off: rules are parsed but not applied, as in httpd).
+    /// `RewriteEngine On|Off`. ringproxy defaults to On (httpd: Off), so RewriteRules written
+    /// without `RewriteEngine On` are applied; an explicit `RewriteEngine Off` turns them off.
     pub rewrite_engine: bool,
     /// `RewriteRule`s in config order, each with the `RewriteCond`s written before it.
     pub rewrite_rules: Vec<RewriteRule>,

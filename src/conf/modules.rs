@@ -52,7 +52,9 @@ pub struct ModuleSet {
 
 impl Default for ModuleSet {
     fn default() -> Self {
-        ModuleSet { loaded: BUILTIN.iter().map(|s| s.to_string()).collect() }
+        ModuleSet {
+            loaded: BUILTIN.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -86,7 +88,9 @@ impl ModuleSet {
 
 /// `mod_rewrite.c` -> `rewrite_module`; an identifier is returned unchanged.
 pub fn module_id(name: &str) -> String {
-    let Some(stem) = name.strip_suffix(".c") else { return name.to_string() };
+    let Some(stem) = name.strip_suffix(".c") else {
+        return name.to_string();
+    };
     match stem {
         "core" => "core".into(),
         "http_core" => "http_module".into(),
@@ -112,6 +116,9 @@ mod tests {
         assert!(!m.if_module("headers_module"));
         m.load("headers_module").unwrap();
         assert!(m.if_module("mod_headers.c"));
-        assert_eq!(m.load("php_module").unwrap_err(), "module php_module is not part of ringproxy");
+        assert_eq!(
+            m.load("php_module").unwrap_err(),
+            "module php_module is not part of ringproxy"
+        );
     }
 }

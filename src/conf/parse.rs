@@ -22,7 +22,10 @@ pub struct Span {
 
 impl Span {
     pub fn with_line(&self, line: usize) -> Span {
-        Span { file: self.file.clone(), line }
+        Span {
+            file: self.file.clone(),
+            line,
+        }
     }
 }
 
@@ -42,7 +45,10 @@ pub struct Text {
 
 impl Text {
     fn new(first_line: usize) -> Text {
-        Text { text: String::new(), marks: vec![(0, first_line)] }
+        Text {
+            text: String::new(),
+            marks: vec![(0, first_line)],
+        }
     }
 
     fn push(&mut self, s: &str, line: usize) {
@@ -160,7 +166,10 @@ pub fn parse(src: &str, file: Rc<PathBuf>) -> Result<Vec<Node>, SyntaxError> {
     let mut stack: Vec<(Node, Vec<Node>)> = Vec::new();
     let mut top: Vec<Node> = Vec::new();
     for line in logical_lines(src) {
-        let span = Span { file: file.clone(), line: line.line_at(0) };
+        let span = Span {
+            file: file.clone(),
+            line: line.line_at(0),
+        };
         let text = &line.text;
         if let Some(rest) = text.strip_prefix("</") {
             let name = rest.trim_end_matches('>').trim().to_string();
@@ -178,7 +187,10 @@ pub fn parse(src: &str, file: Rc<PathBuf>) -> Result<Vec<Node>, SyntaxError> {
                     message: format!("Expected </{}> but saw </{name}>", open.name),
                 });
             }
-            let node = Node { children: Some(children), ..open };
+            let node = Node {
+                children: Some(children),
+                ..open
+            };
             match stack.last_mut() {
                 Some((_, c)) => c.push(node),
                 None => top.push(node),
@@ -186,7 +198,9 @@ pub fn parse(src: &str, file: Rc<PathBuf>) -> Result<Vec<Node>, SyntaxError> {
             continue;
         }
         let node = if let Some(rest) = text.strip_prefix('<') {
-            let name_len = rest.find(|c: char| c.is_whitespace() || c == '>').unwrap_or(rest.len());
+            let name_len = rest
+                .find(|c: char| c.is_whitespace() || c == '>')
+                .unwrap_or(rest.len());
             let name = rest[..name_len].to_string();
             if !text.ends_with('>') {
                 return Err(SyntaxError {
@@ -196,13 +210,26 @@ pub fn parse(src: &str, file: Rc<PathBuf>) -> Result<Vec<Node>, SyntaxError> {
                 });
             }
             let args = line.slice(1 + name_len, text.len() - 1).trimmed();
-            stack.push((Node { name, args, span, children: None }, Vec::new()));
+            stack.push((
+                Node {
+                    name,
+                    args,
+                    span,
+                    children: None,
+                },
+                Vec::new(),
+            ));
             continue;
         } else {
             let name_len = text.find(char::is_whitespace).unwrap_or(text.len());
             let name = text[..name_len].to_string();
             let args = line.slice(name_len, text.len()).trimmed();
-            Node { name, args, span, children: None }
+            Node {
+                name,
+                args,
+                span,
+                children: None,
+            }
         };
         match stack.last_mut() {
             Some((_, c)) => c.push(node),
@@ -232,7 +259,9 @@ pub fn substitute(t: &Text, lookup: &dyn Fn(&str) -> Option<String>) -> (Text, V
     let mut lit_start = 0;
     while let Some(rel) = s[pos..].find("${") {
         let at = pos + rel;
-        let Some(close_rel) = s[at + 2..].find('}') else { break };
+        let Some(close_rel) = s[at + 2..].find('}') else {
+            break;
+        };
         let name = &s[at + 2..at + 2 + close_rel];
         let end = at + 2 + close_rel + 1;
         match (!name.is_empty()).then(|| lookup(name)).flatten() {
@@ -287,7 +316,10 @@ pub fn words(t: &Text) -> Vec<Word> {
             }
             (i, j, j, None)
         };
-        out.push(Word { text: unescape(&t.text[start..end], quote), line });
+        out.push(Word {
+            text: unescape(&t.text[start..end], quote),
+            line,
+        });
         i = next;
     }
     out
@@ -328,11 +360,12 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].text, "Foo a    bc");
         let w = words(&lines[0]);
-        assert_eq!(w.iter().map(|w| (w.text.as_str(), w.line)).collect::<Vec<_>>(), vec![
-            ("Foo", 1),
-            ("a", 1),
-            ("bc", 2)
-        ]);
+        assert_eq!(
+            w.iter()
+                .map(|w| (w.text.as_str(), w.line))
+                .collect::<Vec<_>>(),
+            vec![("Foo", 1), ("a", 1), ("bc", 2)]
+        );
         assert_eq!(lines[1].line_at(0), 4);
         // A backslash followed by a blank is not a continuation.
         assert_eq!(logical_lines("A \\ \nB\n").len(), 2);
@@ -347,8 +380,14 @@ mod tests {
 
     #[test]
     fn quoting_and_escapes() {
-        assert_eq!(ws(r#"LogFormat "%h \"%r\" a\\b" nick"#), vec!["LogFormat", r#"%h "%r" a\b"#, "nick"]);
-        assert_eq!(ws(r#"X 'it\'s' "a b"c d\\e f\g"#), vec!["X", "it's", "a b", "c", r"d\e", r"f\g"]);
+        assert_eq!(
+            ws(r#"LogFormat "%h \"%r\" a\\b" nick"#),
+            vec!["LogFormat", r#"%h "%r" a\b"#, "nick"]
+        );
+        assert_eq!(
+            ws(r#"X 'it\'s' "a b"c d\\e f\g"#),
+            vec!["X", "it's", "a b", "c", r"d\e", r"f\g"]
+        );
         assert_eq!(ws(r#"X "" y"#), vec!["X", "", "y"]);
     }
 
@@ -366,7 +405,11 @@ mod tests {
 
     #[test]
     fn sections_nest_and_must_match() {
-        let nodes = parse("<Proxy balancer://x>\n <ifmodule foo>\n  A 1\n </IfModule>\n</proxy>\nB\n", file()).unwrap();
+        let nodes = parse(
+            "<Proxy balancer://x>\n <ifmodule foo>\n  A 1\n </IfModule>\n</proxy>\nB\n",
+            file(),
+        )
+        .unwrap();
         assert_eq!(nodes.len(), 2);
         assert_eq!(nodes[0].name, "Proxy");
         assert_eq!(nodes[0].args.text, "balancer://x");
@@ -376,7 +419,10 @@ mod tests {
         assert_eq!(err.span.line, 3);
         assert_eq!(err.message, "Expected </Proxy> but saw </Location>");
         let err = parse("A\n<Proxy x>\n", file()).unwrap_err();
-        assert_eq!((err.span.line, err.message.as_str()), (2, "<Proxy> was not closed."));
+        assert_eq!(
+            (err.span.line, err.message.as_str()),
+            (2, "<Proxy> was not closed.")
+        );
         let err = parse("</Proxy>\n", file()).unwrap_err();
         assert!(err.message.contains("without matching"));
         let err = parse("<Proxy x\n</Proxy>\n", file()).unwrap_err();

@@ -28,8 +28,9 @@ pub(super) struct BalancerBuild {
     /// The `<Proxy>`, `BalancerMember` or `ProxySet` that defined it; None while it is only
     /// referenced (by ProxyPass / ProxyPassReverse).
     pub defined_at: Option<Span>,
-    /// The first line that named it.
+    /// The first line that named it, and its directive.
     pub first_ref: Span,
+    pub first_ref_directive: String,
     /// `lbmethod=` was given (so its module was checked then).
     pub lbmethod_set: bool,
 }
@@ -101,7 +102,11 @@ pub(super) fn parse_worker_url(s: &str) -> Result<WorkerUrl, String> {
     };
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "http" {
-        let why = if scheme == "https" { " (TLS to backends is not supported yet)" } else { "" };
+        let why = if scheme == "https" {
+            " (TLS to backends is not supported yet)"
+        } else {
+            ""
+        };
         return Err(format!("scheme {scheme} not supported by ringproxy{why}"));
     }
     let (authority, path) = match rest.find('/') {
@@ -109,10 +114,14 @@ pub(super) fn parse_worker_url(s: &str) -> Result<WorkerUrl, String> {
         None => (rest, ""),
     };
     if authority.contains('@') {
-        return Err(format!("'{s}': user information in a worker URL is not supported"));
+        return Err(format!(
+            "'{s}': user information in a worker URL is not supported"
+        ));
     }
     if path.contains(['?', '#']) {
-        return Err(format!("'{s}': a worker URL cannot have a query string or fragment"));
+        return Err(format!(
+            "'{s}': a worker URL cannot have a query string or fragment"
+        ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((addr, after)) = v6.split_once(']') else {
@@ -136,10 +145,23 @@ pub(super) fn parse_worker_url(s: &str) -> Result<WorkerUrl, String> {
         },
     };
     let host = host.to_ascii_lowercase();
-    let path = if path == "/" { String::new() } else { path.to_string() };
-    let port_part = if port == 80 { String::new() } else { format!(":{port}") };
+    let path = if path == "/" {
+        String::new()
+    } else {
+        path.to_string()
+    };
+    let port_part = if port == 80 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
     let normalized = format!("http://{host}{port_part}{path}");
-    Ok(WorkerUrl { host, port, path, normalized })
+    Ok(WorkerUrl {
+        host,
+        port,
+        path,
+        normalized,
+    })
 }
 
 /// `balancer://NAME[/path]` -> ("balancer://name", "/path"); None if not a balancer URL.
@@ -157,7 +179,10 @@ pub(super) fn balancer_url(s: &str) -> Option<Result<(String, String), String>> 
         return Some(Err(format!("'{s}': balancer URL without a name")));
     }
     let path = if path == "/" { "" } else { path };
-    Some(Ok((format!("balancer://{}", name.to_ascii_lowercase()), path.to_string())))
+    Some(Ok((
+        format!("balancer://{}", name.to_ascii_lowercase()),
+        path.to_string(),
+    )))
 }
 
 fn need_balancer_modules(b: &Builder, item: &Item, name: &str) -> Result<(), ConfError> {
@@ -171,7 +196,8 @@ fn need_balancer_modules(b: &Builder, item: &Item, name: &str) -> Result<(), Con
     Ok(())
 }
 
-fn balancer_index(b: &mut Builder, name: &str, span: &Span, implicit: bool) -> usize {
+fn balancer_index(b: &mut Builder, item: &Item, name: &str, implicit: bool) -> usize {
+    let span = &item.span;
     if let Some(&i) = b.balancer_index.get(name) {
         return i;
     }
@@ -196,9 +222,11 @@ fn balancer_index(b: &mut Builder, name: &str, span: &Span, implicit: bool) -> u
         defaults: Vec::new(),
         defined_at: None,
         first_ref: span.clone(),
+        first_ref_directive: item.name.clone(),
         lbmethod_set: false,
     });
-    b.balancer_index.insert(name.to_string(), b.balancers.len() - 1);
+    b.balancer_index
+        .insert(name.to_string(), b.balancers.len() - 1);
     b.balancers.len() - 1
 }
 
@@ -206,10 +234,12 @@ fn balancer_index(b: &mut Builder, name: &str, span: &Span, implicit: bool) -> u
 fn define_balancer(b: &mut Builder, item: &Item, url: &Word) -> Result<usize, ConfError> {
     let (name, _path) = match balancer_url(&url.text) {
         Some(r) => r.map_err(|m| item.err_at(url, m))?,
-        None => return Err(item.err_at(url, format!("'{}' is not a balancer://NAME URL", url.text))),
+        None => {
+            return Err(item.err_at(url, format!("'{}' is not a balancer://NAME URL", url.text)));
+        }
     };
     need_balancer_modules(b, item, &name)?;
-    let i = balancer_index(b, &name, &item.span, false);
+    let i = balancer_index(b, item, &name, false);
     if b.balancers[i].defined_at.is_none() {
         b.balancers[i].defined_at = Some(item.span.clone());
     }
@@ -225,9 +255,16 @@ fn split_kv<'a>(item: &Item, w: &'a Word) -> Result<(String, &'a str), ConfError
 
 /// A worker parameter: Ok(Some(op)), Ok(None) if accepted and ignored (with a warning), Err if
 /// invalid; `Err` with `unknown` text if the key is not a worker key.
-fn worker_param(b: &mut Builder, item: &Item, w: &Word, key: &str, v: &str) -> Result<Option<WorkerOp>, ConfError> {
+fn worker_param(
+    b: &mut Builder,
+    item: &Item,
+    w: &Word,
+    key: &str,
+    v: &str,
+) -> Result<Option<WorkerOp>, ConfError> {
     let int = |what: &str| -> Result<i64, ConfError> {
-        v.parse::<i64>().map_err(|_| item.err_at(w, format!("{what} must be a number, not '{v}'")))
+        v.parse::<i64>()
+            .map_err(|_| item.err_at(w, format!("{what} must be a number, not '{v}'")))
     };
     let op = match key {
         "loadfactor" => {
@@ -249,7 +286,11 @@ fn worker_param(b: &mut Builder, item: &Item, w: &Word, key: &str, v: &str) -> R
                 let what = if key == "route" { "Route" } else { "Redirect" };
                 return Err(item.err_at(w, format!("{what} length must be < 64 characters")));
             }
-            if key == "route" { WorkerOp::Route(v.to_string()) } else { WorkerOp::Redirect(v.to_string()) }
+            if key == "route" {
+                WorkerOp::Route(v.to_string())
+            } else {
+                WorkerOp::Redirect(v.to_string())
+            }
         }
         "status" => WorkerOp::Status(parse_status(v).map_err(|m| item.err_at(w, m))?),
         "retry" => {
@@ -266,7 +307,11 @@ fn worker_param(b: &mut Builder, item: &Item, w: &Word, key: &str, v: &str) -> R
                 return Err(item.err_at(w, format!("{what} must be at least one second")));
             }
             let d = Duration::from_secs(n as u64);
-            if key == "ttl" { WorkerOp::Ttl(d) } else { WorkerOp::Timeout(d) }
+            if key == "ttl" {
+                WorkerOp::Ttl(d)
+            } else {
+                WorkerOp::Timeout(d)
+            }
         }
         "connectiontimeout" => match duration(v, true) {
             Some(d) if !d.is_zero() => WorkerOp::ConnectionTimeout(d),
@@ -280,19 +325,37 @@ fn worker_param(b: &mut Builder, item: &Item, w: &Word, key: &str, v: &str) -> R
             WorkerOp::Max(n as u32)
         }
         "enablereuse" | "disablereuse" => {
-            let on = on_off(item, &Word { text: v.to_string(), line: w.line })?;
+            let on = on_off(
+                item,
+                &Word {
+                    text: v.to_string(),
+                    line: w.line,
+                },
+            )?;
             WorkerOp::Reuse(if key == "enablereuse" { on } else { !on })
         }
-        "smax" | "min" | "acquire" | "keepalive" | "flushpackets" | "flushwait" | "iobuffersize" | "receivebuffersize"
-        | "ping" | "responsefieldsize" | "addressttl" => {
-            b.warn(item, format!("worker parameter '{}' is accepted but ignored by ringproxy", w.text));
+        "smax" | "min" | "acquire" | "keepalive" | "flushpackets" | "flushwait"
+        | "iobuffersize" | "receivebuffersize" | "ping" | "responsefieldsize" | "addressttl" => {
+            b.warn(
+                item,
+                format!(
+                    "worker parameter '{}' is accepted but ignored by ringproxy",
+                    w.text
+                ),
+            );
             return Ok(None);
         }
         "upgrade" | "secret" | "flusher" | "mapping" => {
-            return Err(item.err_at(w, format!("worker parameter '{key}' is not supported by ringproxy")));
+            return Err(item.err_at(
+                w,
+                format!("worker parameter '{key}' is not supported by ringproxy"),
+            ));
         }
         k if k.starts_with("hc") => {
-            return Err(item.err_at(w, format!("health-check parameter '{k}' is not supported by ringproxy yet")));
+            return Err(item.err_at(
+                w,
+                format!("health-check parameter '{k}' is not supported by ringproxy yet"),
+            ));
         }
         _ => return Err(item.err_at(w, format!("unknown Worker parameter '{}'", w.text))),
     };
@@ -322,7 +385,11 @@ fn parse_status(v: &str) -> Result<Vec<(bool, u16)>, String> {
             'C' => status::HC_FAILED,
             // httpd's internal O(k) G(raceful) U(sed) F: accepted, nothing to record.
             'O' | 'G' | 'U' | 'F' => continue,
-            _ => return Err(format!("unknown status parameter option '{c}' in status={v} (use D S I R H E N C with + or -)")),
+            _ => {
+                return Err(format!(
+                    "unknown status parameter option '{c}' in status={v} (use D S I R H E N C with + or -)"
+                ));
+            }
         };
         out.push((set, bit));
     }
@@ -330,17 +397,33 @@ fn parse_status(v: &str) -> Result<Vec<(bool, u16)>, String> {
 }
 
 /// A balancer parameter on balancer `i`: Ok(false) when `key` is not a balancer key.
-fn balancer_param(b: &mut Builder, item: &Item, w: &Word, i: usize, key: &str, v: &str) -> Result<bool, ConfError> {
+fn balancer_param(
+    b: &mut Builder,
+    item: &Item,
+    w: &Word,
+    i: usize,
+    key: &str,
+    v: &str,
+) -> Result<bool, ConfError> {
     let flag = |b: &Builder| -> Result<bool, ConfError> {
         let _ = b;
-        on_off(item, &Word { text: v.to_string(), line: w.line })
+        on_off(
+            item,
+            &Word {
+                text: v.to_string(),
+                line: w.line,
+            },
+        )
     };
     let name = b.balancers[i].spec.name.clone();
     match key {
         "lbmethod" => {
             let m = v.to_ascii_lowercase();
             if m == "heartbeat" {
-                return Err(item.err_at(w, "lbmethod=heartbeat is not supported by this ringproxy yet"));
+                return Err(item.err_at(
+                    w,
+                    "lbmethod=heartbeat is not supported by this ringproxy yet",
+                ));
             }
             let kind = match m.as_str() {
                 "byrequests" => LbMethodKind::ByRequests,
@@ -350,7 +433,12 @@ fn balancer_param(b: &mut Builder, item: &Item, w: &Word, i: usize, key: &str, v
             };
             let module = format!("lbmethod_{m}_module");
             if !b.modules.is_loaded(&module) {
-                return Err(item.err_at(w, format!("unknown lbmethod lbmethod={v}; {name} (LoadModule {module} is missing)")));
+                return Err(item.err_at(
+                    w,
+                    format!(
+                        "unknown lbmethod lbmethod={v}; {name} (LoadModule {module} is missing)"
+                    ),
+                ));
             }
             b.balancers[i].spec.lbmethod = kind;
             b.balancers[i].lbmethod_set = true;
@@ -360,13 +448,24 @@ fn balancer_param(b: &mut Builder, item: &Item, w: &Word, i: usize, key: &str, v
                 return Err(item.err_at(w, "stickysession needs a name"));
             }
             let v = if v.len() >= 64 {
-                b.warn(item, "stickysession longer than 63 characters is truncated (as httpd does)");
-                &v[..v.char_indices().take_while(|(i, _)| *i < 63).last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0)]
+                b.warn(
+                    item,
+                    "stickysession longer than 63 characters is truncated (as httpd does)",
+                );
+                &v[..v
+                    .char_indices()
+                    .take_while(|(i, _)| *i < 63)
+                    .last()
+                    .map(|(i, c)| i + c.len_utf8())
+                    .unwrap_or(0)]
             } else {
                 v
             };
             let (cookie, url_param) = v.split_once('|').unwrap_or((v, v));
-            b.balancers[i].spec.sticky = Some(StickySpec { cookie: cookie.to_string(), url_param: url_param.to_string() });
+            b.balancers[i].spec.sticky = Some(StickySpec {
+                cookie: cookie.to_string(),
+                url_param: url_param.to_string(),
+            });
         }
         "stickysessionsep" => {
             b.balancers[i].spec.sticky_sep = if v.eq_ignore_ascii_case("off") {
@@ -382,14 +481,21 @@ fn balancer_param(b: &mut Builder, item: &Item, w: &Word, i: usize, key: &str, v
         "forcerecovery" => b.balancers[i].spec.force_recovery = flag(b)?,
         "failontimeout" => {
             flag(b)?;
-            b.warn(item, format!("'{}' is accepted but ignored by ringproxy", w.text));
+            b.warn(
+                item,
+                format!("'{}' is accepted but ignored by ringproxy", w.text),
+            );
         }
         "maxattempts" => {
-            let n: u32 = v.parse().map_err(|_| item.err_at(w, "maximum number of attempts must be a positive number"))?;
+            let n: u32 = v.parse().map_err(|_| {
+                item.err_at(w, "maximum number of attempts must be a positive number")
+            })?;
             b.balancers[i].spec.max_attempts = Some(n);
         }
         "timeout" => {
-            let n: u64 = v.parse().map_err(|_| item.err_at(w, "timeout must be a number of seconds"))?;
+            let n: u64 = v
+                .parse()
+                .map_err(|_| item.err_at(w, "timeout must be a number of seconds"))?;
             if n < 1 {
                 return Err(item.err_at(w, "timeout must be at least one second"));
             }
@@ -400,17 +506,27 @@ fn balancer_param(b: &mut Builder, item: &Item, w: &Word, i: usize, key: &str, v
             for c in v.split([',', ' ']).filter(|c| !c.is_empty()) {
                 match c.parse::<u16>() {
                     Ok(n) if (100..=599).contains(&n) => codes.push(n),
-                    _ => return Err(item.err_at(w, "failonstatus must be one or more HTTP response codes (100..599)")),
+                    _ => {
+                        return Err(item.err_at(
+                            w,
+                            "failonstatus must be one or more HTTP response codes (100..599)",
+                        ));
+                    }
                 }
             }
             if codes.is_empty() {
-                return Err(item.err_at(w, "failonstatus must be one or more HTTP response codes (100..599)"));
+                return Err(item.err_at(
+                    w,
+                    "failonstatus must be one or more HTTP response codes (100..599)",
+                ));
             }
             b.balancers[i].spec.fail_on_status = codes;
         }
         "nonce" => {}
         "growth" => {
-            let n: u32 = v.parse().map_err(|_| item.err_at(w, "growth must be a number"))?;
+            let n: u32 = v
+                .parse()
+                .map_err(|_| item.err_at(w, "growth must be a number"))?;
             if n > 100 {
                 return Err(item.err_at(w, "growth must be between 1 and 100"));
             }
@@ -426,12 +542,24 @@ pub(super) fn open_section(b: &mut Builder, item: &Item) -> Result<ProxySection,
         return Err(item.err("<Proxy> needs a URL: <Proxy balancer://NAME> or <Proxy *>"));
     };
     let text = url.text.strip_prefix("proxy:").unwrap_or(&url.text);
-    let url = Word { text: text.to_string(), line: url.line };
+    let url = Word {
+        text: text.to_string(),
+        line: url.line,
+    };
     if balancer_url(&url.text).is_none() {
         if let Some(p) = params.first() {
-            return Err(item.err_at(p, format!("parameters on <Proxy {}> are not supported by ringproxy", url.text)));
+            return Err(item.err_at(
+                p,
+                format!(
+                    "parameters on <Proxy {}> are not supported by ringproxy",
+                    url.text
+                ),
+            ));
         }
-        return Ok(ProxySection { balancer: None, url: url.text });
+        return Ok(ProxySection {
+            balancer: None,
+            url: url.text,
+        });
     }
     let i = define_balancer(b, item, &url)?;
     for w in params {
@@ -440,15 +568,23 @@ pub(super) fn open_section(b: &mut Builder, item: &Item) -> Result<ProxySection,
             return Err(item.err_at(w, format!("unknown Balancer parameter '{}'", w.text)));
         }
     }
-    Ok(ProxySection { balancer: Some(i), url: b.balancers[i].spec.name.clone() })
+    Ok(ProxySection {
+        balancer: Some(i),
+        url: b.balancers[i].spec.name.clone(),
+    })
 }
 
 /// `BalancerMember [balancer://x] url [params]`.
 pub(super) fn balancer_member(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let (i, rest) = match &b.section {
-        Some(ProxySection { balancer: Some(i), .. }) => (*i, item.args.as_slice()),
+        Some(ProxySection {
+            balancer: Some(i), ..
+        }) => (*i, item.args.as_slice()),
         Some(s) => {
-            return Err(item.err(format!("BalancerMember must be in a <Proxy balancer://...> section, not <Proxy {}>", s.url)));
+            return Err(item.err(format!(
+                "BalancerMember must be in a <Proxy balancer://...> section, not <Proxy {}>",
+                s.url
+            )));
         }
         None => {
             let Some((bal, rest)) = item.args.split_first() else {
@@ -471,17 +607,28 @@ pub(super) fn balancer_member(b: &mut Builder, item: &Item) -> Result<(), ConfEr
             ops.push(op);
         }
     }
-    if b.balancers[i].members.iter().any(|m| m.base.url == u.normalized) {
+    if b.balancers[i]
+        .members
+        .iter()
+        .any(|m| m.base.url == u.normalized)
+    {
         for w in params {
             b.warn(
                 item,
-                format!("AH01150: Ignoring parameter '{}' for worker '{}' because of worker sharing", w.text, u.normalized),
+                format!(
+                    "AH01150: Ignoring parameter '{}' for worker '{}' because of worker sharing",
+                    w.text, u.normalized
+                ),
             );
         }
         return Ok(());
     }
     let base = member_base(item, url, &u)?;
-    b.balancers[i].members.push(MemberBuild { base, ops, span: item.span.clone() });
+    b.balancers[i].members.push(MemberBuild {
+        base,
+        ops,
+        span: item.span.clone(),
+    });
     Ok(())
 }
 
@@ -526,7 +673,10 @@ pub(super) fn proxy_set(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let i = match (target, &b.section) {
         (Some(t), _) if balancer_url(&t.text).is_some() => {
             let i = define_balancer(b, item, t)?;
-            if let Some(ProxySection { balancer: Some(cur), url }) = &b.section
+            if let Some(ProxySection {
+                balancer: Some(cur),
+                url,
+            }) = &b.section
                 && *cur != i
             {
                 return Err(item.err_at(t, format!("ProxySet for {} inside <Proxy {url}>", t.text)));
@@ -542,9 +692,17 @@ pub(super) fn proxy_set(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
                 ),
             ));
         }
-        (None, Some(ProxySection { balancer: Some(i), .. })) => *i,
+        (
+            None,
+            Some(ProxySection {
+                balancer: Some(i), ..
+            }),
+        ) => *i,
         (None, Some(s)) => {
-            return Err(item.err(format!("ProxySet inside <Proxy {}> is not supported by ringproxy", s.url)));
+            return Err(item.err(format!(
+                "ProxySet inside <Proxy {}> is not supported by ringproxy",
+                s.url
+            )));
         }
         (None, None) => return Err(item.err("needs a balancer://NAME URL outside <Proxy>")),
     };
@@ -557,7 +715,10 @@ pub(super) fn proxy_set(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
             Ok(Some(op)) => b.balancers[i].defaults.push(op),
             Ok(None) => {}
             Err(e) if e.message.starts_with("unknown Worker parameter") => {
-                return Err(item.err_at(w, format!("unknown Balancer or Worker parameter '{}'", w.text)));
+                return Err(item.err_at(
+                    w,
+                    format!("unknown Balancer or Worker parameter '{}'", w.text),
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -576,7 +737,9 @@ pub(super) fn proxy_pass(b: &mut Builder, item: &Item) -> Result<(), ConfError> 
     for w in params {
         if !w.text.contains('=') {
             let why = match w.text.to_ascii_lowercase().as_str() {
-                "nocanon" | "noquery" | "interpolate" => format!("ProxyPass flag '{}' is not supported by ringproxy", w.text),
+                "nocanon" | "noquery" | "interpolate" => {
+                    format!("ProxyPass flag '{}' is not supported by ringproxy", w.text)
+                }
                 _ => format!("'{}' is not key=value", w.text),
             };
             return Err(item.err_at(w, why));
@@ -590,14 +753,17 @@ pub(super) fn proxy_pass(b: &mut Builder, item: &Item) -> Result<(), ConfError> 
     } else if let Some(r) = balancer_url(&target.text) {
         let (name, bpath) = r.map_err(|m| item.err_at(target, m))?;
         need_balancer_modules(b, item, &name)?;
-        let i = balancer_index(b, &name, &item.span, false);
+        let i = balancer_index(b, item, &name, false);
         for w in params {
             let (k, v) = split_kv(item, w)?;
             if !balancer_param(b, item, w, i, &k, v)? {
                 return Err(item.err_at(w, format!("unknown Balancer parameter '{}'", w.text)));
             }
         }
-        PassTarget::Balancer { balancer: i, path: bpath }
+        PassTarget::Balancer {
+            balancer: i,
+            path: bpath,
+        }
     } else {
         let u = parse_worker_url(&target.text).map_err(|m| item.err_at(target, m))?;
         let mut ops = Vec::new();
@@ -619,15 +785,25 @@ pub(super) fn proxy_pass(b: &mut Builder, item: &Item) -> Result<(), ConfError> 
             }
             None => {
                 let base = member_base(item, target, &u)?;
-                let i = balancer_index(b, &u.normalized, &item.span, true);
+                let i = balancer_index(b, item, &u.normalized, true);
                 b.balancers[i].defined_at = Some(item.span.clone());
-                b.balancers[i].members.push(MemberBuild { base, ops, span: item.span.clone() });
+                b.balancers[i].members.push(MemberBuild {
+                    base,
+                    ops,
+                    span: item.span.clone(),
+                });
                 i
             }
         };
-        PassTarget::Balancer { balancer: i, path: String::new() }
+        PassTarget::Balancer {
+            balancer: i,
+            path: String::new(),
+        }
     };
-    b.proxy_pass.push(ProxyPass { path: path.text.clone(), target });
+    b.proxy_pass.push(ProxyPass {
+        path: path.text.clone(),
+        target,
+    });
     Ok(())
 }
 
@@ -637,17 +813,29 @@ pub(super) fn proxy_pass_reverse(b: &mut Builder, item: &Item) -> Result<(), Con
         return Err(item.err("takes two arguments: a path and a URL"));
     };
     if let Some(w) = rest.first() {
-        return Err(item.err_at(w, format!("'{}' is not supported by ringproxy (ProxyPassReverse path url)", w.text)));
+        return Err(item.err_at(
+            w,
+            format!(
+                "'{}' is not supported by ringproxy (ProxyPassReverse path url)",
+                w.text
+            ),
+        ));
     }
     let target = match balancer_url(&url.text) {
         Some(r) => {
             let (name, bpath) = r.map_err(|m| item.err_at(url, m))?;
             need_balancer_modules(b, item, &name)?;
-            ReverseTarget::Balancer { balancer: balancer_index(b, &name, &item.span, false), path: bpath }
+            ReverseTarget::Balancer {
+                balancer: balancer_index(b, item, &name, false),
+                path: bpath,
+            }
         }
         None => ReverseTarget::Url(url.text.clone()),
     };
-    b.proxy_pass_reverse.push(ProxyPassReverse { path: path.text.clone(), target });
+    b.proxy_pass_reverse.push(ProxyPassReverse {
+        path: path.text.clone(),
+        target,
+    });
     Ok(())
 }
 
@@ -660,21 +848,36 @@ pub(super) fn finish_balancers(b: &mut Builder) -> Result<Vec<BalancerSpec>, Con
         let Some(defined_at) = &bb.defined_at else {
             return Err(ConfError::at(
                 &bb.first_ref,
-                "",
-                format!("{name} is not defined (no <Proxy {name}> section or BalancerMember names it)"),
+                &bb.first_ref_directive,
+                format!(
+                    "{name} is not defined (no <Proxy {name}> section or BalancerMember names it)"
+                ),
             ));
         };
         if bb.members.is_empty() {
-            return Err(ConfError::at(defined_at, "", format!("{name} has no BalancerMember")));
-        }
-        if let Some(m) = bb.members.get(MAX_MEMBERS) {
-            return Err(ConfError::at(&m.span, "BalancerMember", format!("{name} has more than {MAX_MEMBERS} members")));
-        }
-        if !bb.spec.implicit && !bb.lbmethod_set && !b.modules.is_loaded("lbmethod_byrequests_module") {
             return Err(ConfError::at(
                 defined_at,
-                "",
-                format!("{name}: the default lbmethod byrequests needs LoadModule lbmethod_byrequests_module"),
+                "<Proxy>",
+                format!("{name} has no BalancerMember"),
+            ));
+        }
+        if let Some(m) = bb.members.get(MAX_MEMBERS) {
+            return Err(ConfError::at(
+                &m.span,
+                "BalancerMember",
+                format!("{name} has more than {MAX_MEMBERS} members"),
+            ));
+        }
+        if !bb.spec.implicit
+            && !bb.lbmethod_set
+            && !b.modules.is_loaded("lbmethod_byrequests_module")
+        {
+            return Err(ConfError::at(
+                defined_at,
+                "LoadModule",
+                format!(
+                    "{name}: the default lbmethod byrequests needs LoadModule lbmethod_byrequests_module"
+                ),
             ));
         }
         let mut spec = bb.spec;

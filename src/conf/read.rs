@@ -58,7 +58,8 @@ impl Reader {
     /// Reads `text` (the contents of `file`) and everything it includes.
     pub fn read_text(&mut self, text: &str, file: &Path) -> Result<Vec<Item>, ConfError> {
         let file = Rc::new(file.to_path_buf());
-        let nodes = parse::parse(text, file).map_err(|e| ConfError::at(&e.span, &e.directive, e.message))?;
+        let nodes = parse::parse(text, file)
+            .map_err(|e| ConfError::at(&e.span, &e.directive, e.message))?;
         let mut out = Vec::new();
         self.process(nodes, &mut out)?;
         Ok(out)
@@ -70,7 +71,10 @@ impl Reader {
             vars.get(name).cloned().or_else(|| std::env::var(name).ok())
         });
         for name in unknown {
-            self.warnings.push(format!("{}: Config variable ${{{name}}} is not defined", node.span));
+            self.warnings.push(format!(
+                "{}: Config variable ${{{name}}} is not defined",
+                node.span
+            ));
         }
         parse::words(&text)
     }
@@ -79,9 +83,18 @@ impl Reader {
         for node in nodes {
             let key = node.name.to_ascii_lowercase();
             let args = self.words(&node);
-            let item = Item { name: node.name.clone(), key, args, span: node.span.clone(), children: None };
+            let item = Item {
+                name: node.name.clone(),
+                key,
+                args,
+                span: node.span.clone(),
+                children: None,
+            };
             if let Some(children) = node.children {
-                let item = Item { name: format!("<{}>", node.name), ..item };
+                let item = Item {
+                    name: format!("<{}>", node.name),
+                    ..item
+                };
                 match item.key.as_str() {
                     "ifmodule" | "ifdefine" => {
                         let [arg] = item.args.as_slice() else {
@@ -106,7 +119,10 @@ impl Reader {
                     _ => {
                         let mut inner = Vec::new();
                         self.process(children, &mut inner)?;
-                        out.push(Item { children: Some(inner), ..item });
+                        out.push(Item {
+                            children: Some(inner),
+                            ..item
+                        });
                     }
                 }
                 continue;
@@ -146,11 +162,15 @@ impl Reader {
                     let [name, _path] = item.args.as_slice() else {
                         return Err(item.err("takes two arguments: a module name and the name of a shared object file to load it from"));
                     };
-                    self.modules.load(&name.text).map_err(|m| item.err_at(name, m))?;
+                    self.modules
+                        .load(&name.text)
+                        .map_err(|m| item.err_at(name, m))?;
                 }
                 "include" | "includeoptional" => {
                     let [arg] = item.args.as_slice() else {
-                        return Err(item.err("takes one argument: a file, directory or wildcard pattern"));
+                        return Err(
+                            item.err("takes one argument: a file, directory or wildcard pattern")
+                        );
                     };
                     self.include(&item, arg, item.key == "includeoptional", out)?;
                 }
@@ -172,7 +192,13 @@ impl Reader {
         }
     }
 
-    fn include(&mut self, item: &Item, arg: &Word, optional: bool, out: &mut Vec<Item>) -> Result<(), ConfError> {
+    fn include(
+        &mut self,
+        item: &Item,
+        arg: &Word,
+        optional: bool,
+        out: &mut Vec<Item>,
+    ) -> Result<(), ConfError> {
         let path = self.resolve(&arg.text, &item.span);
         let paths = match expand(&path) {
             Ok(p) => p,
@@ -192,11 +218,16 @@ impl Reader {
                 if self.depth >= MAX_INCLUDE_DEPTH {
                     return Err(item.err_at(arg, format!("Exceeded the maximum include nesting level of {MAX_INCLUDE_DEPTH} (Include loop?) at {}", f.display())));
                 }
-                let text = std::fs::read_to_string(&f)
-                    .map_err(|e| item.err_at(arg, format!("Could not open configuration file {}: {e}", f.display())))?;
+                let text = std::fs::read_to_string(&f).map_err(|e| {
+                    item.err_at(
+                        arg,
+                        format!("Could not open configuration file {}: {e}", f.display()),
+                    )
+                })?;
                 self.depth += 1;
                 let file = Rc::new(f);
-                let nodes = parse::parse(&text, file).map_err(|e| ConfError::at(&e.span, &e.directive, e.message));
+                let nodes = parse::parse(&text, file)
+                    .map_err(|e| ConfError::at(&e.span, &e.directive, e.message));
                 let r = nodes.and_then(|n| self.process(n, out));
                 self.depth -= 1;
                 r?;
@@ -210,7 +241,12 @@ impl Reader {
 /// alphabetical order).
 fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("Include/IncludeOptional: Could not open directory {}: {e}", dir.display()))?
+        .map_err(|e| {
+            format!(
+                "Include/IncludeOptional: Could not open directory {}: {e}",
+                dir.display()
+            )
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
@@ -248,17 +284,31 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
         let last = i + 1 == comps.len();
         let mut next = Vec::new();
         for dir in &current {
-            let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir.as_path() };
-            let rd = std::fs::read_dir(d)
-                .map_err(|e| format!("Include/IncludeOptional: Could not open directory {}: {e}", d.display()))?;
+            let d = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            let rd = std::fs::read_dir(d).map_err(|e| {
+                format!(
+                    "Include/IncludeOptional: Could not open directory {}: {e}",
+                    d.display()
+                )
+            })?;
             let mut names: Vec<String> = rd
                 .filter_map(|e| e.ok())
                 .filter(|e| last || e.path().is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| (!n.starts_with('.') || c.starts_with('.')) && fnmatch(c.as_bytes(), n.as_bytes()))
+                .filter(|n| {
+                    (!n.starts_with('.') || c.starts_with('.'))
+                        && fnmatch(c.as_bytes(), n.as_bytes())
+                })
                 .collect();
             if names.is_empty() {
-                return Err(format!("No matches for the wildcard '{c}' in '{}', failing", d.display()));
+                return Err(format!(
+                    "No matches for the wildcard '{c}' in '{}', failing",
+                    d.display()
+                ));
             }
             names.sort();
             next.extend(names.into_iter().map(|n| dir.join(n)));

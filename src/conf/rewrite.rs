@@ -25,13 +25,31 @@ fn flag_list<'a>(item: &Item, w: &'a Word) -> Result<Vec<&'a str>, ConfError> {
         .text
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
-        .ok_or_else(|| item.err_at(w, format!("flags must be written [flag,flag...], not '{}'", w.text)))?;
-    Ok(inner.split(',').map(str::trim).filter(|f| !f.is_empty()).collect())
+        .ok_or_else(|| {
+            item.err_at(
+                w,
+                format!("flags must be written [flag,flag...], not '{}'", w.text),
+            )
+        })?;
+    Ok(inner
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect())
 }
 
 fn compile(item: &Item, w: &Word, pattern: &str, nocase: bool) -> Result<Regex, ConfError> {
-    let src = if nocase { format!("(?i){pattern}") } else { pattern.to_string() };
-    Regex::new(&src).map_err(|e| item.err_at(w, format!("cannot compile regular expression '{pattern}': {e}")))
+    let src = if nocase {
+        format!("(?i){pattern}")
+    } else {
+        pattern.to_string()
+    };
+    Regex::new(&src).map_err(|e| {
+        item.err_at(
+            w,
+            format!("cannot compile regular expression '{pattern}': {e}"),
+        )
+    })
 }
 
 pub(super) fn rewrite_cond(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
@@ -56,16 +74,35 @@ pub(super) fn rewrite_cond(b: &mut Builder, item: &Item) -> Result<(), ConfError
         Some(p) => (true, p),
         None => (false, pat.text.as_str()),
     };
-    let pattern = if matches!(p, "-f" | "-F" | "-d" | "-s" | "-l" | "-L" | "-h" | "-x" | "-U" | "-H") {
-        return Err(item.err_at(pat, format!("'{p}' is not supported by ringproxy (no filesystem)")));
+    let pattern = if matches!(
+        p,
+        "-f" | "-F" | "-d" | "-s" | "-l" | "-L" | "-h" | "-x" | "-U" | "-H"
+    ) {
+        return Err(item.err_at(
+            pat,
+            format!("'{p}' is not supported by ringproxy (no filesystem)"),
+        ));
     } else if matches!(p, "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge") {
-        return Err(item.err_at(pat, format!("integer comparison '{p}' is not supported by ringproxy")));
+        return Err(item.err_at(
+            pat,
+            format!("integer comparison '{p}' is not supported by ringproxy"),
+        ));
     } else if p == "expr" {
         return Err(item.err_at(pat, "expr conditions are not supported by ringproxy"));
     } else if p.starts_with("<=") || p.starts_with(">=") {
-        return Err(item.err_at(pat, format!("'{}' comparisons are not supported by ringproxy", &p[..2])));
+        return Err(item.err_at(
+            pat,
+            format!("'{}' comparisons are not supported by ringproxy", &p[..2]),
+        ));
     } else if let Some(s) = p.strip_prefix('=') {
-        CondPattern::Equal(if s == "\"\"" { String::new() } else { s.to_string() }, nocase)
+        CondPattern::Equal(
+            if s == "\"\"" {
+                String::new()
+            } else {
+                s.to_string()
+            },
+            nocase,
+        )
     } else if let Some(s) = p.strip_prefix('<') {
         CondPattern::Less(s.to_string())
     } else if let Some(s) = p.strip_prefix('>') {
@@ -73,7 +110,15 @@ pub(super) fn rewrite_cond(b: &mut Builder, item: &Item) -> Result<(), ConfError
     } else {
         CondPattern::Regex(compile(item, pat, p, nocase)?)
     };
-    b.pending_conds.push((RewriteCond { test: test_t, pattern, negate, or_next }, item.span.clone()));
+    b.pending_conds.push((
+        RewriteCond {
+            test: test_t,
+            pattern,
+            negate,
+            or_next,
+        },
+        item.span.clone(),
+    ));
     Ok(())
 }
 
@@ -142,10 +187,14 @@ pub(super) fn rewrite_rule(b: &mut Builder, item: &Item) -> Result<(), ConfError
                     };
                     fl.redirect = Some(code);
                 }
-                "b" | "bnp" | "backrefnoplus" | "bctls" | "bne" | "c" | "chain" | "co" | "cookie" | "dpi" | "discardpath"
-                | "e" | "env" | "end" | "h" | "handler" | "n" | "next" | "ns" | "nosubreq" | "pt" | "passthrough" | "s"
-                | "skip" | "t" | "type" | "qslast" | "unsafeallow3f" | "unsafeprefixstat" | "unc" => {
-                    return Err(item.err_at(f, format!("RewriteRule flag {raw} is not supported by ringproxy")));
+                "b" | "bnp" | "backrefnoplus" | "bctls" | "bne" | "c" | "chain" | "co"
+                | "cookie" | "dpi" | "discardpath" | "e" | "env" | "end" | "h" | "handler"
+                | "n" | "next" | "ns" | "nosubreq" | "pt" | "passthrough" | "s" | "skip" | "t"
+                | "type" | "qsl" | "qslast" | "unsafeallow3f" | "unsafeprefixstat" | "unc" => {
+                    return Err(item.err_at(
+                        f,
+                        format!("RewriteRule flag {raw} is not supported by ringproxy"),
+                    ));
                 }
                 _ => return Err(item.err_at(f, format!("unknown flag '{raw}'"))),
             }
@@ -160,11 +209,18 @@ pub(super) fn rewrite_rule(b: &mut Builder, item: &Item) -> Result<(), ConfError
         None => (false, pat.text.as_str()),
     };
     let pattern = compile(item, pat, p, fl.nocase)?;
-    let substitution = if subst.text == "-" { None } else { Some(template(item, subst)?) };
+    let substitution = if subst.text == "-" {
+        None
+    } else {
+        Some(template(item, subst)?)
+    };
     if fl.proxy {
         check_proxy_target(b, item, subst, substitution.as_deref())?;
     }
-    let conds = std::mem::take(&mut b.pending_conds).into_iter().map(|(c, _)| c).collect();
+    let conds = std::mem::take(&mut b.pending_conds)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     b.rewrite_rules.push(RewriteRule {
         at: item.span.to_string(),
         pattern,
@@ -178,7 +234,12 @@ pub(super) fn rewrite_rule(b: &mut Builder, item: &Item) -> Result<(), ConfError
 
 /// A `[P]` target must be `balancer://name/...` (a balancer defined anywhere in the file) or
 /// `http://...`.
-fn check_proxy_target(b: &mut Builder, item: &Item, w: &Word, subst: Option<&[Template]>) -> Result<(), ConfError> {
+fn check_proxy_target(
+    b: &mut Builder,
+    item: &Item,
+    w: &Word,
+    subst: Option<&[Template]>,
+) -> Result<(), ConfError> {
     let Some(parts) = subst else {
         return Err(item.err_at(w, "[P] needs a substitution URL, not '-'"));
     };
@@ -192,7 +253,9 @@ fn check_proxy_target(b: &mut Builder, item: &Item, w: &Word, subst: Option<&[Te
         let name = match rest.find('/') {
             Some(i) => &rest[..i],
             None if parts.len() == 1 => rest,
-            None => return Err(item.err_at(w, "[P] target: the balancer name must be literal text")),
+            None => {
+                return Err(item.err_at(w, "[P] target: the balancer name must be literal text"));
+            }
         };
         if name.is_empty() {
             return Err(item.err_at(w, "[P] target: balancer URL without a name"));
@@ -206,14 +269,24 @@ fn check_proxy_target(b: &mut Builder, item: &Item, w: &Word, subst: Option<&[Te
                 ));
             }
         }
-        b.rule_balancer_refs.push((name, item.span.with_line(w.line)));
+        b.rule_balancer_refs
+            .push((name, item.span.with_line(w.line)));
         Ok(())
     } else if lower.starts_with("http://") {
         Ok(())
     } else if lower.starts_with("https://") {
-        Err(item.err_at(w, "[P] to https:// is not supported: TLS to backends is not supported by ringproxy yet"))
+        Err(item.err_at(
+            w,
+            "[P] to https:// is not supported: TLS to backends is not supported by ringproxy yet",
+        ))
     } else {
-        Err(item.err_at(w, format!("[P] target '{}' must start with balancer:// or http://", w.text)))
+        Err(item.err_at(
+            w,
+            format!(
+                "[P] target '{}' must start with balancer:// or http://",
+                w.text
+            ),
+        ))
     }
 }
 
@@ -249,7 +322,10 @@ pub(super) fn template(item: &Item, w: &Word) -> Result<Vec<Template>, ConfError
                 i += 2;
             }
             (b'$', Some(b'{')) => {
-                return Err(item.err_at(w, "RewriteMap lookups (${map:key}) are not supported by ringproxy"));
+                return Err(item.err_at(
+                    w,
+                    "RewriteMap lookups (${map:key}) are not supported by ringproxy",
+                ));
             }
             (b'%', Some(b'{')) => {
                 let Some(end) = s[i + 2..].find('}') else {
@@ -296,6 +372,10 @@ fn server_var(name: &str) -> Result<ServerVar, String> {
         "SERVER_ADDR" => ServerVar::ServerAddr,
         "THE_REQUEST" => ServerVar::TheRequest,
         "HTTPS" => ServerVar::Https,
-        _ => return Err(format!("server variable %{{{name}}} is not supported by ringproxy")),
+        _ => {
+            return Err(format!(
+                "server variable %{{{name}}} is not supported by ringproxy"
+            ));
+        }
     })
 }
