@@ -21,11 +21,15 @@ impl ErrorLog {
             Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
             None => None,
         };
-        Ok(ErrorLog { file, level: std::sync::atomic::AtomicU8::new(LogLevel::Warn as u8) })
+        Ok(ErrorLog {
+            file,
+            level: std::sync::atomic::AtomicU8::new(LogLevel::Warn as u8),
+        })
     }
 
     pub fn set_level(&self, level: LogLevel) {
-        self.level.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+        self.level
+            .store(level as u8, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// True when lines of `level` are written.
@@ -39,7 +43,13 @@ impl ErrorLog {
         self.write_client(level, module, None, msg)
     }
 
-    pub fn write_client(&self, level: &str, module: &str, client: Option<std::net::SocketAddr>, msg: &str) {
+    pub fn write_client(
+        &self,
+        level: &str,
+        module: &str,
+        client: Option<std::net::SocketAddr>,
+        msg: &str,
+    ) {
         let lvl = parse_level(level);
         if lvl != LogLevel::Notice && !self.enabled(lvl) {
             return;
@@ -85,7 +95,12 @@ fn stamp(out: &mut Vec<u8>, t: SystemTime) {
         let mut tm: libc::tm = std::mem::zeroed();
         libc::localtime_r(&secs, &mut tm);
         let mut a = [0u8; 32];
-        let n = libc::strftime(a.as_mut_ptr().cast(), a.len(), c"%a %b %d %H:%M:%S".as_ptr(), &tm);
+        let n = libc::strftime(
+            a.as_mut_ptr().cast(),
+            a.len(),
+            c"%a %b %d %H:%M:%S".as_ptr(),
+            &tm,
+        );
         out.extend_from_slice(&a[..n]);
         let _ = write!(out, ".{:06} {}", d.subsec_micros(), tm.tm_year + 1900);
     }

@@ -33,11 +33,19 @@ fn cli() -> Result<ExitCode, String> {
             Short('f') => path = p.value().map_err(|e| e.to_string())?.into(),
             Short('t') => check = true,
             Short('j') => {
-                let v: usize = p.value().map_err(|e| e.to_string())?.parse().map_err(|e| format!("-j: {e}"))?;
+                let v: usize = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .parse()
+                    .map_err(|e| format!("-j: {e}"))?;
                 threads = Some(v.max(1));
             }
             Long("grace") => {
-                let v: f64 = p.value().map_err(|e| e.to_string())?.parse().map_err(|e| format!("--grace: {e}"))?;
+                let v: f64 = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .parse()
+                    .map_err(|e| format!("--grace: {e}"))?;
                 grace = Duration::from_secs_f64(v.max(0.0));
             }
             Short('v') | Long("version") => {
@@ -65,6 +73,10 @@ fn cli() -> Result<ExitCode, String> {
         eprintln!("Syntax OK");
         return Ok(ExitCode::SUCCESS);
     }
-    let opts = ringproxy::server::Options { config_path: path, threads, grace };
+    let opts = ringproxy::server::Options {
+        config_path: path,
+        threads,
+        grace,
+    };
     Ok(ExitCode::from(ringproxy::server::run(config, opts) as u8))
 }

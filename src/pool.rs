@@ -31,7 +31,11 @@ pub struct MemberKey {
 
 impl<C: Conn> Pool<C> {
     pub fn new(members: usize) -> Pool<C> {
-        Pool { stacks: (0..members).map(|_| Vec::new()).collect(), opened: 0, reused: 0 }
+        Pool {
+            stacks: (0..members).map(|_| Vec::new()).collect(),
+            opened: 0,
+            reused: 0,
+        }
     }
 
     /// The newest idle connection that is still alive and younger than `ttl`; stale ones are

@@ -37,7 +37,12 @@ impl Shared {
                 Balancer::new(spec.clone())
             })
             .collect();
-        Shared { config: Arc::new(config), balancers, first_slot: first_slot.into(), generation }
+        Shared {
+            config: Arc::new(config),
+            balancers,
+            first_slot: first_slot.into(),
+            generation,
+        }
     }
 
     pub fn member_slots(&self) -> usize {
@@ -96,7 +101,8 @@ pub fn run(config: Config, opts: Options) -> i32 {
         (IoBackendChoice::Epoll, _) => io::Kind::Epoll,
         (_, Ok(())) => io::Kind::Uring,
         (IoBackendChoice::Uring, Err(why)) => {
-            let msg = format!("io_uring is not available ({why}) and IoBackend uring was configured");
+            let msg =
+                format!("io_uring is not available ({why}) and IoBackend uring was configured");
             errlog.write("emerg", "core", &msg);
             eprintln!("ringproxy: {msg}");
             return 1;
@@ -109,7 +115,11 @@ pub fn run(config: Config, opts: Options) -> i32 {
         }
     };
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let threads = opts.threads.or(config.threads).unwrap_or(cores.len().max(1)).max(1);
+    let threads = opts
+        .threads
+        .or(config.threads)
+        .unwrap_or(cores.len().max(1))
+        .max(1);
     let addrs = config.listeners.clone();
     let mut per_shard = Vec::with_capacity(threads);
     for _ in 0..threads {
@@ -146,8 +156,12 @@ pub fn run(config: Config, opts: Options) -> i32 {
                     core_affinity::set_for_current(core);
                 }
                 match kind {
-                    io::Kind::Uring => Uring::block_on(shard::run::<Uring>(index, control, listeners)),
-                    io::Kind::Epoll => Epoll::block_on(shard::run::<Epoll>(index, control, listeners)),
+                    io::Kind::Uring => {
+                        Uring::block_on(shard::run::<Uring>(index, control, listeners))
+                    }
+                    io::Kind::Epoll => {
+                        Epoll::block_on(shard::run::<Epoll>(index, control, listeners))
+                    }
                 }
             })
             .expect("spawn shard thread");
@@ -156,7 +170,11 @@ pub fn run(config: Config, opts: Options) -> i32 {
     control.errlog.write(
         "notice",
         "core",
-        &format!("ringproxy {} configured, {threads} shard(s) on {:?}", env!("CARGO_PKG_VERSION"), kind),
+        &format!(
+            "ringproxy {} configured, {threads} shard(s) on {:?}",
+            env!("CARGO_PKG_VERSION"),
+            kind
+        ),
     );
     supervise(&control, &opts, &sigs, &handles);
     let deadline = Instant::now() + opts.grace;
@@ -165,7 +183,11 @@ pub fn run(config: Config, opts: Options) -> i32 {
     }
     let cut = control.open_conns.load(Ordering::Relaxed);
     if cut > 0 {
-        control.errlog.write("warn", "core", &format!("grace period over, {cut} connection(s) cut"));
+        control.errlog.write(
+            "warn",
+            "core",
+            &format!("grace period over, {cut} connection(s) cut"),
+        );
     } else {
         control.errlog.write("notice", "core", "drained, exiting");
     }
@@ -173,15 +195,25 @@ pub fn run(config: Config, opts: Options) -> i32 {
 }
 
 /// Waits for signals: SIGHUP reloads, SIGTERM/SIGINT start the drain and return.
-fn supervise(control: &Control, opts: &Options, sigs: &libc::sigset_t, handles: &[std::thread::JoinHandle<()>]) {
+fn supervise(
+    control: &Control,
+    opts: &Options,
+    sigs: &libc::sigset_t,
+    handles: &[std::thread::JoinHandle<()>],
+) {
     loop {
-        let ts = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
         // SAFETY: waits for one of the blocked signals in `sigs`.
         let sig = unsafe { libc::sigtimedwait(sigs, std::ptr::null_mut(), &ts) };
         match sig {
             libc::SIGHUP => reload(control, opts),
             libc::SIGTERM | libc::SIGINT => {
-                control.errlog.write("notice", "core", "caught SIGTERM, draining");
+                control
+                    .errlog
+                    .write("notice", "core", "caught SIGTERM, draining");
                 control.draining.store(true, Ordering::SeqCst);
                 return;
             }
@@ -199,17 +231,26 @@ fn reload(control: &Control, opts: &Options) {
         Ok(config) => {
             let old = control.current();
             if config.listeners != old.config.listeners {
-                control.errlog.write("warn", "core", "SIGHUP: Listen changes need a restart; listeners kept");
+                control.errlog.write(
+                    "warn",
+                    "core",
+                    "SIGHUP: Listen changes need a restart; listeners kept",
+                );
             }
             for w in &config.warnings {
                 control.errlog.write("warn", "core", w);
             }
             control.install(Shared::new(config, old.generation + 1));
-            control.errlog.write("notice", "core", "SIGHUP received, configuration reloaded");
+            control
+                .errlog
+                .write("notice", "core", "SIGHUP received, configuration reloaded");
         }
         Err(e) => {
-            let msg = format!("SIGHUP: configuration rejected, still serving the previous one: {e}");
-            control.errlog.write("error", "core", &msg.replace('\n', " "));
+            let msg =
+                format!("SIGHUP: configuration rejected, still serving the previous one: {e}");
+            control
+                .errlog
+                .write("error", "core", &msg.replace('\n', " "));
         }
     }
 }
@@ -233,7 +274,11 @@ fn block_signals() -> libc::sigset_t {
 /// One SO_REUSEPORT listener; each shard has its own, so the kernel spreads connections.
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nodelay(true)?;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::balance::PickCache;
-use crate::log::UniqueIdGen;
-use crate::proxy::route::RouteScratch;
 use crate::io::{Backend, Conn, Listener};
+use crate::log::UniqueIdGen;
 use crate::pool::Pool;
+use crate::proxy::route::RouteScratch;
 use crate::server::{Control, Shared};
 
 /// Accepts kept in flight per listener, so a burst of connections does not wait on one.
@@ -87,7 +87,12 @@ impl<B: Backend> Shard<B> {
                 Some(i) => i,
                 None => match OpenOptions::new().create(true).append(true).open(&l.path) {
                     Ok(f) => {
-                        sinks.push(Sink { path: l.path.clone(), file: Rc::new(f), buf: Vec::new(), spare: Vec::new() });
+                        sinks.push(Sink {
+                            path: l.path.clone(),
+                            file: Rc::new(f),
+                            buf: Vec::new(),
+                            spare: Vec::new(),
+                        });
                         sinks.len() - 1
                     }
                     Err(e) => {
@@ -105,7 +110,11 @@ impl<B: Backend> Shard<B> {
             caches: RefCell::new(caches),
             log_slots,
             route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
-            unique_id: shared.config.modules.iter().any(|m| m == "unique_id_module"),
+            unique_id: shared
+                .config
+                .modules
+                .iter()
+                .any(|m| m == "unique_id_module"),
             shared,
         }
     }
@@ -163,7 +172,11 @@ impl<B: Backend> Shard<B> {
 }
 
 /// The body of a shard thread: accept loops plus the housekeeping loop, until drained.
-pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec<std::net::TcpListener>) {
+pub async fn run<B: Backend>(
+    index: usize,
+    control: Arc<Control>,
+    listeners: Vec<std::net::TcpListener>,
+) {
     let shared = control.current();
     let shard = Rc::new(Shard::<B> {
         index,
@@ -187,7 +200,12 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
     for l in listeners {
         match B::listener(l) {
             Ok(l) => open.push(Rc::new(l)),
-            Err(e) => shard.control.errlog.write("emerg", "core", &format!("listener setup failed: {e}")),
+            Err(e) => {
+                shard
+                    .control
+                    .errlog
+                    .write("emerg", "core", &format!("listener setup failed: {e}"))
+            }
         }
     }
     for l in &open {
@@ -216,9 +234,15 @@ pub async fn run<B: Backend>(index: usize, control: Arc<Control>, listeners: Vec
             let epoch = shard.current.borrow().clone();
             let now = Instant::now();
             let cfg = &epoch.shared.config;
-            let ttls: Vec<Option<Duration>> =
-                cfg.balancers.iter().flat_map(|b| b.members.iter().map(|m| m.ttl)).collect();
-            epoch.pool.borrow_mut().sweep(now, |slot| ttls.get(slot).copied().flatten());
+            let ttls: Vec<Option<Duration>> = cfg
+                .balancers
+                .iter()
+                .flat_map(|b| b.members.iter().map(|m| m.ttl))
+                .collect();
+            epoch
+                .pool
+                .borrow_mut()
+                .sweep(now, |slot| ttls.get(slot).copied().flatten());
         }
         if closed && shard.conns.borrow().is_empty() {
             shard.flush_logs().await;
@@ -242,7 +266,10 @@ async fn accept_loop<B: Backend>(shard: Rc<Shard<B>>, listener: Rc<B::Listener>)
                     return;
                 }
                 // EMFILE and friends: back off briefly instead of spinning.
-                shard.control.errlog.write("error", "core", &format!("accept failed: {e}"));
+                shard
+                    .control
+                    .errlog
+                    .write("error", "core", &format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

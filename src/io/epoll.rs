@@ -8,8 +8,8 @@ use std::future::Future;
 use std::io::Write;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
-use std::rc::Rc;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::time::Instant;
 
 use tokio::net::{TcpListener, TcpStream};

@@ -8,8 +8,8 @@ use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
-use std::rc::Rc;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use std::time::Instant;
 
 use io_uring::types::{CancelBuilder, Fd};
@@ -122,7 +122,8 @@ impl Backend for Uring {
         while data.2 < data.1.len() {
             let rest = &data.1[data.2..];
             // Offset 0 with O_APPEND appends, as pwrite(2) does on Linux.
-            let sqe = opcode::Write::new(Fd(fd), rest.as_ptr(), rest.len().min(1 << 30) as u32).build();
+            let sqe =
+                opcode::Write::new(Fd(fd), rest.as_ptr(), rest.len().min(1 << 30) as u32).build();
             let (r, back) = submit(data, sqe).await;
             data = back;
             match r {

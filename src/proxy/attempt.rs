@@ -48,10 +48,20 @@ impl<B: Backend> Client<B> {
         let head_len = self.req.head_len;
         self.g.clear();
         self.g.scratch.clear();
-        forward::request_head(&mut self.g, &self.inbuf, &self.req, &self.target, spec, cfg, self.peer, spec.enable_reuse);
+        forward::request_head(
+            &mut self.g,
+            &self.inbuf,
+            &self.req,
+            &self.target,
+            spec,
+            cfg,
+            self.peer,
+            spec.enable_reuse,
+        );
         let mut body = BodyState::new(self.req.body);
         // With Expect: 100-continue and no body bytes yet, the body waits for the member's 100.
-        let mut expect = self.req.expect_continue && !body.is_done() && self.inbuf.len() == head_len;
+        let mut expect =
+            self.req.expect_continue && !body.is_done() && self.inbuf.len() == head_len;
         let mut pos = head_len;
         if !expect {
             match body.take(&mut self.g, pos, &self.inbuf[pos..], Src::Input) {
@@ -62,10 +72,26 @@ impl<B: Backend> Client<B> {
         let replayable = self.req.method.is_idempotent() && body.is_done() && !expect;
         x.bytes_in = pos as u64;
         x.bytes_out_backend = self.g.total_len() as u64;
-        if write_via(be, &mut self.g, Some(&mut self.inbuf), Instant::now() + io_limit).await.is_err() {
-            return if replayable { Outcome::Stale } else { Outcome::Failed(502, "write to the member failed") };
+        if write_via(
+            be,
+            &mut self.g,
+            Some(&mut self.inbuf),
+            Instant::now() + io_limit,
+        )
+        .await
+        .is_err()
+        {
+            return if replayable {
+                Outcome::Stale
+            } else {
+                Outcome::Failed(502, "write to the member failed")
+            };
         }
-        if !expect && let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
+        if !expect
+            && let Err(o) = self
+                .stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch)
+                .await
+        {
             return o;
         }
         // Response head, relaying any interim 1xx.
@@ -75,7 +101,12 @@ impl<B: Backend> Client<B> {
         let mut got_any = false;
         loop {
             if !self.bbuf.is_empty() {
-                match http::parse_response(&self.bbuf, is_head, cfg.limits.head_size, &mut self.resp) {
+                match http::parse_response(
+                    &self.bbuf,
+                    is_head,
+                    cfg.limits.head_size,
+                    &mut self.resp,
+                ) {
                     Ok(Parsed::Complete) if self.resp.status == 101 => {
                         return Outcome::Failed(502, "protocol upgrade is not supported");
                     }
@@ -84,14 +115,20 @@ impl<B: Backend> Client<B> {
                         if self.req.version == http::Version::Http11 {
                             self.g.push(Src::Input, 0, n);
                             let dl = Instant::now() + cfg.timeout;
-                            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), dl).await.is_err() {
+                            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), dl)
+                                .await
+                                .is_err()
+                            {
                                 return Outcome::ClientGone;
                             }
                         }
                         self.bbuf.drain(..n);
                         if self.resp.status == 100 && expect {
                             expect = false;
-                            if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
+                            if let Err(o) = self
+                                .stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch)
+                                .await
+                            {
                                 return o;
                             }
                         }
@@ -115,7 +152,12 @@ impl<B: Backend> Client<B> {
                     }
                     return Outcome::Stale;
                 }
-                Ok(0) => return Outcome::Failed(502, "member closed the connection before a full response head"),
+                Ok(0) => {
+                    return Outcome::Failed(
+                        502,
+                        "member closed the connection before a full response head",
+                    );
+                }
                 Ok(n) => {
                     got_any = true;
                     x.bytes_in_backend += n as u64;
@@ -126,7 +168,8 @@ impl<B: Backend> Client<B> {
                 Err(_) => return Outcome::Failed(502, "error reading from the member"),
             }
         }
-        self.relay_response(epoch, shard, be, x, body.is_done() && !expect, io_limit).await
+        self.relay_response(epoch, shard, be, x, body.is_done() && !expect, io_limit)
+            .await
     }
 
     /// Streams the rest of a request body from the client to the member, through the space
@@ -146,7 +189,10 @@ impl<B: Backend> Client<B> {
             self.inbuf.reserve(BODY_BUF);
             *pos = head_len;
             let buf = std::mem::take(&mut self.inbuf);
-            let (r, buf) = self.conn.read(buf, Instant::now() + epoch.shared.config.timeout).await;
+            let (r, buf) = self
+                .conn
+                .read(buf, Instant::now() + epoch.shared.config.timeout)
+                .await;
             self.inbuf = buf;
             match r {
                 Ok(0) | Err(_) => return Err(Outcome::ClientGone),
@@ -158,7 +204,15 @@ impl<B: Backend> Client<B> {
             }
             x.bytes_in += (*pos - head_len) as u64;
             x.bytes_out_backend += self.g.total_len() as u64;
-            if write_via(be, &mut self.g, Some(&mut self.inbuf), Instant::now() + io_limit).await.is_err() {
+            if write_via(
+                be,
+                &mut self.g,
+                Some(&mut self.inbuf),
+                Instant::now() + io_limit,
+            )
+            .await
+            .is_err()
+            {
                 return Err(Outcome::Failed(502, "write to the member failed"));
             }
         }
@@ -178,12 +232,22 @@ impl<B: Backend> Client<B> {
     ) -> Outcome {
         let cfg = &epoch.shared.config;
         let framing = relay::client_framing(&self.resp, self.req.version);
-        let keep = self.keep_alive(cfg, shard, self.resp.status, request_done) && framing == ClientFraming::Same;
+        let keep = self.keep_alive(cfg, shard, self.resp.status, request_done)
+            && framing == ClientFraming::Same;
         x.keep_alive = keep;
         x.status = Some(self.resp.status);
         x.has_resp = true;
         let host = self.req.host.map(|h| h.get(&self.inbuf));
-        relay::response_head(&mut self.g, &self.bbuf, &self.resp, cfg, host, framing, keep, self.req.version);
+        relay::response_head(
+            &mut self.g,
+            &self.bbuf,
+            &self.resp,
+            cfg,
+            host,
+            framing,
+            keep,
+            self.req.version,
+        );
         let head_out = self.g.total_len();
         let resp_head = self.resp.head_len;
         let mut rbody = RespBody::new(&self.resp, framing);
@@ -196,7 +260,10 @@ impl<B: Backend> Client<B> {
         x.body_bytes = (total - head_out) as u64;
         x.bytes_out = total as u64;
         let client_dl = || Instant::now() + cfg.timeout;
-        if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl()).await.is_err() {
+        if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl())
+            .await
+            .is_err()
+        {
             return Outcome::ClientGone;
         }
         while !rbody.is_done() {
@@ -222,7 +289,10 @@ impl<B: Backend> Client<B> {
             let n = self.g.total_len() as u64;
             x.body_bytes += n;
             x.bytes_out += n;
-            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl()).await.is_err() {
+            if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl())
+                .await
+                .is_err()
+            {
                 return Outcome::ClientGone;
             }
         }

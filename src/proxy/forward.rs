@@ -25,6 +25,13 @@ pub fn request_head(
     let m = req.method_span;
     g.push(Src::Input, m.start as usize, m.end as usize);
     g.push_scratch(b" ");
+    // A member URL's own path prefixes every request sent to it.
+    let base = member.path.as_bytes();
+    g.push_scratch(if base.ends_with(b"/") && target.starts_with(b"/") {
+        &base[..base.len() - 1]
+    } else {
+        base
+    });
     g.push_scratch(target);
     g.push_scratch(b" HTTP/1.1\r\n");
     let client_host = req.host.map(|h| h.get(buf));
@@ -67,14 +74,37 @@ pub fn request_head(
             let _ = write!(w, "{}", peer.ip());
             48 - w.len()
         };
-        merged_field(g, buf, req, FieldKind::XForwardedFor, b"X-Forwarded-For", &ip[..n]);
+        merged_field(
+            g,
+            buf,
+            req,
+            FieldKind::XForwardedFor,
+            b"X-Forwarded-For",
+            &ip[..n],
+        );
         if let Some(h) = client_host {
-            merged_field(g, buf, req, FieldKind::XForwardedHost, b"X-Forwarded-Host", h);
+            merged_field(
+                g,
+                buf,
+                req,
+                FieldKind::XForwardedHost,
+                b"X-Forwarded-Host",
+                h,
+            );
         }
-        merged_field(g, buf, req, FieldKind::XForwardedServer, b"X-Forwarded-Server", cfg.server_name.as_bytes());
+        merged_field(
+            g,
+            buf,
+            req,
+            FieldKind::XForwardedServer,
+            b"X-Forwarded-Server",
+            cfg.server_name.as_bytes(),
+        );
     }
     match req.body {
-        BodyFraming::Length(n) if n > 0 || req.method == Method::Post || req.method == Method::Put => {
+        BodyFraming::Length(n)
+            if n > 0 || req.method == Method::Post || req.method == Method::Put =>
+        {
             let start = g.scratch.len();
             let _ = write!(g.scratch, "Content-Length: {n}\r\n");
             let end = g.scratch.len();
@@ -83,7 +113,11 @@ pub fn request_head(
         BodyFraming::Chunked => g.push_scratch(b"Transfer-Encoding: chunked\r\n"),
         _ => {}
     }
-    g.push_scratch(if backend_keep_alive { b"Connection: Keep-Alive\r\n\r\n" } else { b"Connection: close\r\n\r\n" });
+    g.push_scratch(if backend_keep_alive {
+        b"Connection: Keep-Alive\r\n\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
 }
 
 fn push_field(g: &mut Gather, name: &[u8], value: &[u8]) {
@@ -94,7 +128,14 @@ fn push_field(g: &mut Gather, name: &[u8], value: &[u8]) {
 }
 
 /// `Name: <existing values>, <ours>`, as mod_proxy_http merges X-Forwarded-*.
-fn merged_field(g: &mut Gather, buf: &[u8], req: &RequestHead, kind: FieldKind, name: &[u8], ours: &[u8]) {
+fn merged_field(
+    g: &mut Gather,
+    buf: &[u8],
+    req: &RequestHead,
+    kind: FieldKind,
+    name: &[u8],
+    ours: &[u8],
+) {
     let start = g.scratch.len();
     g.scratch.extend_from_slice(name);
     g.scratch.extend_from_slice(b": ");
@@ -133,7 +174,13 @@ impl BodyState {
     /// Takes what belongs to this body from `avail` (bytes starting at `offset` of the buffer):
     /// pushes that range to `g` and returns its length. Bytes past the body are left alone
     /// (they are the next pipelined request).
-    pub fn take(&mut self, g: &mut Gather, offset: usize, avail: &[u8], src: Src) -> Result<usize, ChunkError> {
+    pub fn take(
+        &mut self,
+        g: &mut Gather,
+        offset: usize,
+        avail: &[u8],
+        src: Src,
+    ) -> Result<usize, ChunkError> {
         let n = match self {
             BodyState::Done => 0,
             BodyState::Remaining(r) => {

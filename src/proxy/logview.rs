@@ -30,20 +30,39 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
         }
         // A rejected head: its first line as received, as httpd logs it.
         let b = &self.c.inbuf[..self.c.inbuf.len().min(self.cfg.limits.request_line)];
-        let end = b.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(b.len());
+        let end = b
+            .iter()
+            .position(|&c| c == b'\r' || c == b'\n')
+            .unwrap_or(b.len());
         &b[..end]
     }
     fn method(&self) -> &[u8] {
-        if self.x.head_valid { self.c.req.method_span.get(&self.c.inbuf) } else { b"" }
+        if self.x.head_valid {
+            self.c.req.method_span.get(&self.c.inbuf)
+        } else {
+            b""
+        }
     }
     fn path(&self) -> &[u8] {
-        if self.x.head_valid { self.c.req.path.get(&self.c.inbuf) } else { b"" }
+        if self.x.head_valid {
+            self.c.req.path.get(&self.c.inbuf)
+        } else {
+            b""
+        }
     }
     fn query(&self) -> Option<&[u8]> {
-        if self.x.head_valid { self.c.req.query.map(|q| q.get(&self.c.inbuf)) } else { None }
+        if self.x.head_valid {
+            self.c.req.query.map(|q| q.get(&self.c.inbuf))
+        } else {
+            None
+        }
     }
     fn protocol(&self) -> &[u8] {
-        if self.x.head_valid { self.c.req.version.as_str().as_bytes() } else { b"" }
+        if self.x.head_valid {
+            self.c.req.version.as_str().as_bytes()
+        } else {
+            b""
+        }
     }
     fn status(&self) -> Option<u16> {
         self.x.status
@@ -52,18 +71,30 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
         self.x.body_bytes
     }
     fn request_header(&self, name: &str) -> Option<&[u8]> {
-        if self.x.head_valid { self.c.req.field(&self.c.inbuf, name) } else { None }
+        if self.x.head_valid {
+            self.c.req.field(&self.c.inbuf, name)
+        } else {
+            None
+        }
     }
     fn response_header(&self, name: &str) -> Option<&[u8]> {
-        if self.x.has_resp { self.c.resp.field(&self.c.bbuf, name) } else { None }
+        if self.x.has_resp {
+            self.c.resp.field(&self.c.bbuf, name)
+        } else {
+            None
+        }
     }
     fn env(&self, name: &str) -> Option<&[u8]> {
         let bal = self.x.balancer.map(|b| &self.cfg.balancers[b]);
         let member = bal.zip(self.x.member).map(|(b, m)| &b.members[m]);
         match name {
             "BALANCER_NAME" => bal.filter(|b| !b.implicit).map(|b| b.name.as_bytes()),
-            "BALANCER_WORKER_NAME" => member.filter(|_| !bal.is_some_and(|b| b.implicit)).map(|m| m.url.as_bytes()),
-            "BALANCER_WORKER_ROUTE" => member.filter(|_| !bal.is_some_and(|b| b.implicit)).map(|m| m.route.as_bytes()),
+            "BALANCER_WORKER_NAME" => member
+                .filter(|_| !bal.is_some_and(|b| b.implicit))
+                .map(|m| m.url.as_bytes()),
+            "BALANCER_WORKER_ROUTE" => member
+                .filter(|_| !bal.is_some_and(|b| b.implicit))
+                .map(|m| m.route.as_bytes()),
             "BALANCER_ROUTE_CHANGED" => self.x.route_changed.then_some(b"1"),
             "UNIQUE_ID" => self.uid,
             _ => None,
@@ -113,12 +144,20 @@ impl<B: Backend> Client<B> {
         }
         let mut id = [0u8; crate::log::UNIQUE_ID_LEN];
         let uid = if epoch.unique_id {
-            shard.unique_ids.borrow_mut().next_at(x.start, self.id, &mut id);
+            shard
+                .unique_ids
+                .borrow_mut()
+                .next_at(x.start, self.id, &mut id);
             Some(&id[..])
         } else {
             None
         };
-        let view = LogView { c: self, x, cfg, uid };
+        let view = LogView {
+            c: self,
+            x,
+            cfg,
+            uid,
+        };
         for (i, l) in cfg.access_logs.iter().enumerate() {
             if let Some((var, want_set)) = &l.env_condition
                 && view.env(var).is_some() != *want_set

@@ -119,7 +119,12 @@ impl<B: Backend> Client<B> {
     /// Reads until a complete request head is in `inbuf` (pipelined bytes may already be).
     async fn read_head(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, slot: usize) -> HeadRead {
         let cfg = &epoch.shared.config;
-        let idle_deadline = Instant::now() + if self.served == 0 { cfg.header_read_timeout } else { cfg.keep_alive_timeout };
+        let idle_deadline = Instant::now()
+            + if self.served == 0 {
+                cfg.header_read_timeout
+            } else {
+                cfg.keep_alive_timeout
+            };
         let mut head_deadline = None;
         loop {
             if !self.inbuf.is_empty() {
@@ -142,7 +147,8 @@ impl<B: Backend> Client<B> {
             if self.inbuf.len() == self.inbuf.capacity() {
                 // Room to see past the head limit, so the parser can answer 431 or 414.
                 let want = (self.inbuf.capacity() * 2).min(cfg.limits.head_size + 1024);
-                self.inbuf.reserve(want.saturating_sub(self.inbuf.len()).max(1024));
+                self.inbuf
+                    .reserve(want.saturating_sub(self.inbuf.len()).max(1024));
             }
             let buf = std::mem::take(&mut self.inbuf);
             let (r, buf) = self.conn.read(buf, deadline).await;
@@ -159,8 +165,19 @@ impl<B: Backend> Client<B> {
     }
 
     /// Answers a request that could not be parsed, then the connection closes.
-    async fn reject(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, status: u16, reason: &'static str) {
-        shard.control.errlog.write_client("info", "core", Some(self.peer), &format!("AH00126: {status}: {reason}"));
+    async fn reject(
+        &mut self,
+        shard: &Shard<B>,
+        epoch: &Epoch<B>,
+        status: u16,
+        reason: &'static str,
+    ) {
+        shard.control.errlog.write_client(
+            "info",
+            "core",
+            Some(self.peer),
+            &format!("AH00126: {status}: {reason}"),
+        );
         self.g.clear();
         self.g.scratch.clear();
         let body = respond::error_page(&mut self.g, status, true, false, None);
@@ -227,7 +244,12 @@ impl<B: Backend> Client<B> {
                 let mut loc = Vec::new();
                 if self.target.first() == Some(&b'/') {
                     loc.extend_from_slice(b"http://");
-                    loc.extend_from_slice(self.req.host.map(|h| h.get(&self.inbuf)).unwrap_or(cfg.server_name.as_bytes()));
+                    loc.extend_from_slice(
+                        self.req
+                            .host
+                            .map(|h| h.get(&self.inbuf))
+                            .unwrap_or(cfg.server_name.as_bytes()),
+                    );
                 }
                 loc.extend_from_slice(&self.target);
                 self.local_response(epoch, &mut x, code, Some(&loc)).await;
@@ -244,26 +266,43 @@ impl<B: Backend> Client<B> {
         cfg.keep_alive
             && !self.req.conn_close
             && body_read
-            && (cfg.max_keep_alive_requests == 0 || self.served + 1 < cfg.max_keep_alive_requests as u64)
+            && (cfg.max_keep_alive_requests == 0
+                || self.served + 1 < cfg.max_keep_alive_requests as u64)
             && !respond::drops_connection(status)
             && !shard.draining()
     }
 
     /// Answers from the proxy itself. A request body that was not read closes the connection.
-    async fn local_response(&mut self, epoch: &Epoch<B>, x: &mut Exchange, status: u16, location: Option<&[u8]>) {
+    async fn local_response(
+        &mut self,
+        epoch: &Epoch<B>,
+        x: &mut Exchange,
+        status: u16,
+        location: Option<&[u8]>,
+    ) {
         let cfg = &epoch.shared.config;
         let body_read = BodyState::new(self.req.body).is_done();
         x.keep_alive = cfg.keep_alive
             && !self.req.conn_close
             && body_read
-            && (cfg.max_keep_alive_requests == 0 || self.served + 1 < cfg.max_keep_alive_requests as u64)
+            && (cfg.max_keep_alive_requests == 0
+                || self.served + 1 < cfg.max_keep_alive_requests as u64)
             && !respond::drops_connection(status);
         self.g.clear();
         self.g.scratch.clear();
-        x.body_bytes = respond::error_page(&mut self.g, status, !x.keep_alive, self.req.method == Method::Head, location);
+        x.body_bytes = respond::error_page(
+            &mut self.g,
+            status,
+            !x.keep_alive,
+            self.req.method == Method::Head,
+            location,
+        );
         x.status = Some(status);
         x.bytes_out = self.g.total_len() as u64;
-        if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout).await.is_err() {
+        if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout)
+            .await
+            .is_err()
+        {
             x.keep_alive = false;
             x.aborted = true;
         }
@@ -279,7 +318,13 @@ impl<B: Backend> Client<B> {
         }
         let mut cookies: [&[u8]; 8] = [&[]; 8];
         let mut n = 0;
-        for f in self.req.fields.iter().filter(|f| f.kind == FieldKind::Cookie).take(8) {
+        for f in self
+            .req
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Cookie)
+            .take(8)
+        {
             cookies[n] = f.value.get(&self.inbuf);
             n += 1;
         }
@@ -288,7 +333,12 @@ impl<B: Backend> Client<B> {
         let mut attempts = 0u32;
         let max_attempts = bal.max_attempts();
         let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
-            let picked = bal.pick(sticky.as_ref(), exclude, now_ms(), &mut epoch.caches.borrow_mut()[b]);
+            let picked = bal.pick(
+                sticky.as_ref(),
+                exclude,
+                now_ms(),
+                &mut epoch.caches.borrow_mut()[b],
+            );
             let pick = match picked {
                 Ok(p) => p,
                 Err(e) => {
@@ -296,11 +346,16 @@ impl<B: Backend> Client<B> {
                         NoMember::RouteUnavailable => format!(
                             "AH01167: {}: {e} ({})",
                             bal.name(),
-                            String::from_utf8_lossy(sticky.as_ref().map(|s| s.route).unwrap_or(b""))
+                            String::from_utf8_lossy(
+                                sticky.as_ref().map(|s| s.route).unwrap_or(b"")
+                            )
                         ),
                         _ => format!("AH01170: {}: {e}", bal.name()),
                     };
-                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+                    shard
+                        .control
+                        .errlog
+                        .write_client("error", "proxy", Some(self.peer), &msg);
                     return self.local_response(epoch, x, 503, None).await;
                 }
             };
@@ -308,9 +363,14 @@ impl<B: Backend> Client<B> {
             x.member = Some(m);
             x.route_changed = pick.route_changed();
             let spec = pick.spec();
-            let key = MemberKey { slot: epoch.shared.first_slot[b] + m };
+            let key = MemberKey {
+                slot: epoch.shared.first_slot[b] + m,
+            };
             if spec.enable_reuse
-                && let Some(c) = epoch.pool.borrow_mut().checkout(key, spec.ttl, Instant::now())
+                && let Some(c) = epoch
+                    .pool
+                    .borrow_mut()
+                    .checkout(key, spec.ttl, Instant::now())
             {
                 break (pick, c, true);
             }
@@ -328,7 +388,10 @@ impl<B: Backend> Client<B> {
                         spec.url,
                         spec.retry.as_secs()
                     );
-                    shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+                    shard
+                        .control
+                        .errlog
+                        .write_client("error", "proxy", Some(self.peer), &msg);
                     bal.mark_error(m, now_ms());
                     exclude |= 1 << m;
                     attempts += 1;
@@ -339,7 +402,9 @@ impl<B: Backend> Client<B> {
             }
         };
         let m = pick.index();
-        let key = MemberKey { slot: epoch.shared.first_slot[b] + m };
+        let key = MemberKey {
+            slot: epoch.shared.first_slot[b] + m,
+        };
         let spec = pick.spec();
         let mut outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
         let mut be = be;
@@ -351,7 +416,10 @@ impl<B: Backend> Client<B> {
                     be = c;
                     outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
                 }
-                Err(_) => outcome = Outcome::Failed(502, "reconnect after a stale pooled connection failed"),
+                Err(_) => {
+                    outcome =
+                        Outcome::Failed(502, "reconnect after a stale pooled connection failed")
+                }
             }
         }
         pick.add_traffic(x.bytes_out_backend, x.bytes_in_backend);
@@ -359,7 +427,10 @@ impl<B: Backend> Client<B> {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
-                    epoch.pool.borrow_mut().checkin(key, be, max, Instant::now());
+                    epoch
+                        .pool
+                        .borrow_mut()
+                        .checkin(key, be, max, Instant::now());
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
@@ -377,7 +448,10 @@ impl<B: Backend> Client<B> {
         };
         be.shutdown(Shutdown::Both);
         let msg = format!("AH01102: error with member {}: {why}", spec.url);
-        shard.control.errlog.write_client("error", "proxy", Some(self.peer), &msg);
+        shard
+            .control
+            .errlog
+            .write_client("error", "proxy", Some(self.peer), &msg);
         if x.has_resp {
             // Part of the response went out: the client connection is cut.
             x.keep_alive = false;
@@ -393,7 +467,9 @@ impl<B: Backend> Client<B> {
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
     /// The response went out whole; `reusable`: the member connection may go back to the pool.
-    Done { reusable: bool },
+    Done {
+        reusable: bool,
+    },
     /// The member connection failed before any response byte, and the request may be replayed.
     Stale,
     /// The member failed; answer this status if nothing went out yet.
@@ -408,8 +484,13 @@ fn member_timeout(spec: &crate::conf::model::MemberSpec, cfg: &Config) -> Durati
     spec.timeout.or(cfg.proxy_timeout).unwrap_or(cfg.timeout)
 }
 
-async fn connect<B: Backend>(spec: &crate::conf::model::MemberSpec, cfg: &Config) -> io::Result<B::Conn> {
-    let limit = spec.connection_timeout.unwrap_or_else(|| member_timeout(spec, cfg));
+async fn connect<B: Backend>(
+    spec: &crate::conf::model::MemberSpec,
+    cfg: &Config,
+) -> io::Result<B::Conn> {
+    let limit = spec
+        .connection_timeout
+        .unwrap_or_else(|| member_timeout(spec, cfg));
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
     for &a in &spec.addrs {
         match B::connect(a, Instant::now() + limit).await {

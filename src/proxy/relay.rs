@@ -74,7 +74,13 @@ pub fn response_head(
 /// ProxyPassReverse: when `value` starts with a member URL (plus the target's path), writes
 /// the rewritten field and returns true. The public URL uses the client's Host, as httpd does
 /// with UseCanonicalName Off.
-fn reverse_map(g: &mut Gather, cfg: &Config, name: &[u8], value: &[u8], host: Option<&[u8]>) -> bool {
+fn reverse_map(
+    g: &mut Gather,
+    cfg: &Config,
+    name: &[u8],
+    value: &[u8],
+    host: Option<&[u8]>,
+) -> bool {
     for rule in &cfg.proxy_pass_reverse {
         let mut hit = None;
         match &rule.target {
@@ -127,7 +133,10 @@ fn strip_url_prefix<'a>(value: &'a [u8], url: &[u8], path: &[u8]) -> Option<&'a 
 pub enum RespBody {
     Done,
     Remaining(u64),
-    Chunked { scanner: ChunkedScanner, dechunk: bool },
+    Chunked {
+        scanner: ChunkedScanner,
+        dechunk: bool,
+    },
     UntilClose,
 }
 
@@ -136,9 +145,10 @@ impl RespBody {
         match resp.body {
             BodyFraming::None | BodyFraming::Length(0) => RespBody::Done,
             BodyFraming::Length(n) => RespBody::Remaining(n),
-            BodyFraming::Chunked => {
-                RespBody::Chunked { scanner: ChunkedScanner::new(), dechunk: framing == ClientFraming::Dechunk }
-            }
+            BodyFraming::Chunked => RespBody::Chunked {
+                scanner: ChunkedScanner::new(),
+                dechunk: framing == ClientFraming::Dechunk,
+            },
             BodyFraming::UntilClose => RespBody::UntilClose,
         }
     }

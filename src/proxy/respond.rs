@@ -8,7 +8,10 @@ use crate::io::Gather;
 
 /// Statuses after which httpd closes the client connection (`ap_status_drops_connection`).
 pub fn drops_connection(status: u16) -> bool {
-    matches!(status, 400 | 408 | 411 | 413 | 414 | 431 | 500 | 501 | 503 | 505)
+    matches!(
+        status,
+        400 | 408 | 411 | 413 | 414 | 431 | 500 | 501 | 503 | 505
+    )
 }
 
 fn explanation(status: u16) -> &'static str {
@@ -18,12 +21,16 @@ fn explanation(status: u16) -> &'static str {
         404 => "The requested URL was not found on this server.",
         408 => "Server timeout waiting for the HTTP request from the client.",
         410 => "The requested resource is no longer available on this server.",
-        413 => "The requested resource does not allow request data, or the amount of data provided exceeds the capacity limit.",
+        413 => {
+            "The requested resource does not allow request data, or the amount of data provided exceeds the capacity limit."
+        }
         414 => "The requested URL's length exceeds the capacity limit for this server.",
         431 => "Your browser sent a request whose header fields exceed this server's limit.",
         501 => "The requested method or transfer coding is not supported by this server.",
         502 => "The proxy server received an invalid response from an upstream server.",
-        503 => "The server is temporarily unable to service your request due to maintenance downtime or capacity problems. Please try again later.",
+        503 => {
+            "The server is temporarily unable to service your request due to maintenance downtime or capacity problems. Please try again later."
+        }
         504 => "The gateway did not receive a timely response from the upstream server.",
         505 => "The HTTP version of the request is not supported by this server.",
         _ => "The server could not handle the request.",
@@ -32,7 +39,13 @@ fn explanation(status: u16) -> &'static str {
 
 /// Writes a complete error response into `g` (scratch segments). `location` is set for
 /// redirects. Returns the body length (for `%b`).
-pub fn error_page(g: &mut Gather, status: u16, close: bool, head_only: bool, location: Option<&[u8]>) -> u64 {
+pub fn error_page(
+    g: &mut Gather,
+    status: u16,
+    close: bool,
+    head_only: bool,
+    location: Option<&[u8]>,
+) -> u64 {
     let reason = status_reason(status);
     let mut body = Vec::with_capacity(400);
     let _ = write!(
@@ -61,7 +74,8 @@ pub fn error_page(g: &mut Gather, status: u16, close: bool, head_only: bool, loc
     if close {
         g.scratch.extend_from_slice(b"Connection: close\r\n");
     }
-    g.scratch.extend_from_slice(b"Content-Type: text/html; charset=iso-8859-1\r\n\r\n");
+    g.scratch
+        .extend_from_slice(b"Content-Type: text/html; charset=iso-8859-1\r\n\r\n");
     if !head_only {
         g.scratch.extend_from_slice(&body);
     }

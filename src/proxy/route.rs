@@ -60,7 +60,11 @@ pub struct RouteScratch {
 
 impl RouteScratch {
     pub fn new(cfg: &Config) -> RouteScratch {
-        let rule_caps = cfg.rewrite_rules.iter().map(|r| r.pattern.capture_locations()).collect();
+        let rule_caps = cfg
+            .rewrite_rules
+            .iter()
+            .map(|r| r.pattern.capture_locations())
+            .collect();
         let cond_caps = cfg
             .rewrite_rules
             .iter()
@@ -69,7 +73,9 @@ impl RouteScratch {
                     .iter()
                     .map(|c| match &c.pattern {
                         CondPattern::Regex(re) => re.capture_locations(),
-                        _ => regex::Regex::new("").expect("empty regex").capture_locations(),
+                        _ => regex::Regex::new("")
+                            .expect("empty regex")
+                            .capture_locations(),
                     })
                     .collect()
             })
@@ -86,7 +92,12 @@ impl RouteScratch {
 }
 
 /// Routes one request; on `Proxy` and `Redirect`, `out` holds the target.
-pub fn route(cfg: &Config, input: &RouteInput, scratch: &mut RouteScratch, out: &mut Vec<u8>) -> Route {
+pub fn route(
+    cfg: &Config,
+    input: &RouteInput,
+    scratch: &mut RouteScratch,
+    out: &mut Vec<u8>,
+) -> Route {
     out.clear();
     let raw_path = input.path();
     if cfg.rewrite_engine
@@ -103,14 +114,24 @@ pub fn route(cfg: &Config, input: &RouteInput, scratch: &mut RouteScratch, out: 
 }
 
 /// Applies the rewrite rules to `scratch.path`. Some(route) when a rule decided the request.
-fn rewrite(cfg: &Config, input: &RouteInput, s: &mut RouteScratch, out: &mut Vec<u8>) -> Option<Route> {
+fn rewrite(
+    cfg: &Config,
+    input: &RouteInput,
+    s: &mut RouteScratch,
+    out: &mut Vec<u8>,
+) -> Option<Route> {
     let mut rewritten = false;
     for (i, rule) in cfg.rewrite_rules.iter().enumerate() {
-        let matched = rule.pattern.captures_read(&mut s.rule_caps[i], &s.path).is_some();
+        let matched = rule
+            .pattern
+            .captures_read(&mut s.rule_caps[i], &s.path)
+            .is_some();
         if matched == rule.negate {
             continue;
         }
-        let Some(last_cond) = conds_hold(rule, i, input, s) else { continue };
+        let Some(last_cond) = conds_hold(rule, i, input, s) else {
+            continue;
+        };
         if rule.flags.forbidden {
             return Some(Route::Forbidden);
         }
@@ -119,14 +140,30 @@ fn rewrite(cfg: &Config, input: &RouteInput, s: &mut RouteScratch, out: &mut Vec
         }
         if let Some(tpl) = &rule.substitution {
             s.expanded.clear();
-            let caps = if rule.negate { None } else { Some(&s.rule_caps[i]) };
+            let caps = if rule.negate {
+                None
+            } else {
+                Some(&s.rule_caps[i])
+            };
             let cond = last_cond.map(|c| &s.cond_caps[i][c]);
-            expand(tpl, &s.path, caps, &s.last_test, cond, input, &mut s.expanded);
+            expand(
+                tpl,
+                &s.path,
+                caps,
+                &s.last_test,
+                cond,
+                input,
+                &mut s.expanded,
+            );
             let (target, new_query) = match s.expanded.split_once('?') {
                 Some((t, q)) => (t, Some(q)),
                 None => (s.expanded.as_str(), None),
             };
-            let q = QueryRule { new: new_query, qsa: rule.flags.qsa, qsd: rule.flags.qsd };
+            let q = QueryRule {
+                new: new_query,
+                qsa: rule.flags.qsa,
+                qsd: rule.flags.qsd,
+            };
             if rule.flags.proxy {
                 return Some(proxy_target(cfg, target, q, input.query(), out));
             }
@@ -139,7 +176,11 @@ fn rewrite(cfg: &Config, input: &RouteInput, s: &mut RouteScratch, out: &mut Vec
             s.path.push_str(target);
             rewritten = true;
         } else if rule.flags.proxy {
-            let q = QueryRule { new: None, qsa: false, qsd: rule.flags.qsd };
+            let q = QueryRule {
+                new: None,
+                qsa: false,
+                qsd: rule.flags.qsd,
+            };
             return Some(proxy_target(cfg, &s.path, q, input.query(), out));
         }
         if rule.flags.last {
@@ -171,9 +212,21 @@ fn conds_hold(
             return None;
         }
         s.test.clear();
-        let caps = if rule.negate { None } else { Some(&s.rule_caps[i]) };
+        let caps = if rule.negate {
+            None
+        } else {
+            Some(&s.rule_caps[i])
+        };
         let cond_caps = last.map(|k| &s.cond_caps[i][k]);
-        expand(&c.test, &s.path, caps, &s.last_test, cond_caps, input, &mut s.test);
+        expand(
+            &c.test,
+            &s.path,
+            caps,
+            &s.last_test,
+            cond_caps,
+            input,
+            &mut s.test,
+        );
         let m = match &c.pattern {
             CondPattern::Regex(re) => re.captures_read(&mut s.cond_caps[i][j], &s.test).is_some(),
             CondPattern::Equal(v, nocase) => {
@@ -260,10 +313,20 @@ fn push_var(v: &ServerVar, input: &RouteInput, out: &mut String) {
 }
 
 /// `balancer://name/path` from a `[P]` substitution: finds the balancer and writes the path.
-fn proxy_target(cfg: &Config, target: &str, q: QueryRule, orig_query: Option<&[u8]>, out: &mut Vec<u8>) -> Route {
+fn proxy_target(
+    cfg: &Config,
+    target: &str,
+    q: QueryRule,
+    orig_query: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Route {
     let Some(rest) = target.strip_prefix("balancer://") else {
         // An http:// target naming a standalone ProxyPass URL shares that worker.
-        return match cfg.balancers.iter().position(|b| b.implicit && target.starts_with(&b.name)) {
+        return match cfg
+            .balancers
+            .iter()
+            .position(|b| b.implicit && target.starts_with(&b.name))
+        {
             Some(i) => {
                 push_path(out, &target[cfg.balancers[i].name.len()..]);
                 q.append(out, orig_query);
@@ -276,11 +339,9 @@ fn proxy_target(cfg: &Config, target: &str, q: QueryRule, orig_query: Option<&[u
         Some(k) => (&rest[..k], &rest[k..]),
         None => (rest, ""),
     };
-    let Some(i) = cfg
-        .balancers
-        .iter()
-        .position(|b| !b.implicit && b.name.len() == 11 + name.len() && b.name[11..].eq_ignore_ascii_case(name))
-    else {
+    let Some(i) = cfg.balancers.iter().position(|b| {
+        !b.implicit && b.name.len() == 11 + name.len() && b.name[11..].eq_ignore_ascii_case(name)
+    }) else {
         return Route::NotFound;
     };
     push_path(out, path);
@@ -333,7 +394,10 @@ fn proxy_pass(cfg: &Config, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>
         }
         match &pp.target {
             PassTarget::Exclude => return Route::NotFound,
-            PassTarget::Balancer { balancer, path: base } => {
+            PassTarget::Balancer {
+                balancer,
+                path: base,
+            } => {
                 out.extend_from_slice(base.as_bytes());
                 if out.last() == Some(&b'/') && rest.first() == Some(&b'/') {
                     out.pop();
@@ -346,7 +410,9 @@ fn proxy_pass(cfg: &Config, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>
                     out.push(b'?');
                     out.extend_from_slice(q);
                 }
-                return Route::Proxy { balancer: *balancer };
+                return Route::Proxy {
+                    balancer: *balancer,
+                };
             }
         }
     }

@@ -15,7 +15,11 @@ use ringproxy::http::{self, BodyFraming, ChunkedScanner, Parsed, ResponseHead};
 
 /// A port nobody listens on right now (bound, read, released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A fresh directory for one test's files.
@@ -179,7 +183,10 @@ pub fn start_origin(ports: &[u16], extra: &[&str]) -> Proc {
         .expect("start ringload origin");
     let p = Proc { child };
     for &port in ports {
-        assert!(wait_listening(port, Duration::from_secs(5)), "origin on {port} did not start");
+        assert!(
+            wait_listening(port, Duration::from_secs(5)),
+            "origin on {port} did not start"
+        );
     }
     p
 }
@@ -196,7 +203,9 @@ pub fn balancer_conf(name: &str, ports: &[u16], member_params: &[&str], proxyset
     s.push_str(&format!("<Proxy balancer://{name}>\n"));
     for (i, p) in ports.iter().enumerate() {
         let extra = member_params.get(i).copied().unwrap_or("");
-        s.push_str(&format!("  BalancerMember http://127.0.0.1:{p} route=r{p} {extra}\n"));
+        s.push_str(&format!(
+            "  BalancerMember http://127.0.0.1:{p} route=r{p} {extra}\n"
+        ));
     }
     if !proxyset.is_empty() {
         s.push_str(&format!("  ProxySet {proxyset}\n"));
@@ -217,7 +226,9 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
     pub fn text(&self) -> String {
@@ -257,7 +268,11 @@ impl Client {
                 match http::parse_response(&self.buf, head_request, 1 << 20, &mut head) {
                     Ok(Parsed::Complete) => break,
                     Ok(Parsed::Partial) => {}
-                    Err(e) => panic!("bad response: {}: {:?}", e.reason, String::from_utf8_lossy(&self.buf)),
+                    Err(e) => panic!(
+                        "bad response: {}: {:?}",
+                        e.reason,
+                        String::from_utf8_lossy(&self.buf)
+                    ),
                 }
             }
             if !self.fill() {
@@ -281,7 +296,9 @@ impl Client {
             BodyFraming::Chunked => {
                 let mut sc = ChunkedScanner::new();
                 loop {
-                    let (n, done) = sc.scan(&self.buf, |d| body.extend_from_slice(d)).expect("chunked");
+                    let (n, done) = sc
+                        .scan(&self.buf, |d| body.extend_from_slice(d))
+                        .expect("chunked");
                     self.buf.drain(..n);
                     if done {
                         break;
@@ -294,7 +311,11 @@ impl Client {
                 body = std::mem::take(&mut self.buf);
             }
         }
-        Some(Response { status, head: head_text, body })
+        Some(Response {
+            status,
+            head: head_text,
+            body,
+        })
     }
 
     fn fill(&mut self) -> bool {
@@ -310,7 +331,9 @@ impl Client {
 
     /// True when the peer closed the connection (EOF within the timeout).
     pub fn closed(&mut self) -> bool {
-        self.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        self.s
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut b = [0u8; 1];
         matches!(self.s.read(&mut b), Ok(0))
     }
@@ -326,6 +349,9 @@ pub struct Seen {
 pub struct ScriptedOrigin {
     pub port: u16,
     pub seen: Arc<Mutex<Seen>>,
+    /// Request heads as `http_origin` parsed them, in arrival order (live, unlike `seen`).
+    pub requests: Arc<Mutex<Vec<String>>>,
+    accepted: Arc<AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -341,11 +367,14 @@ impl ScriptedOrigin {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accepted2 = accepted.clone();
         let script = Arc::new(script);
         let handle = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((mut s, _)) => {
+                        accepted2.fetch_add(1, Ordering::Relaxed);
                         s.set_nonblocking(false).unwrap();
                         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                         let (seen3, script) = (seen2.clone(), script.clone());
@@ -359,10 +388,22 @@ impl ScriptedOrigin {
                 }
             }
         });
-        ScriptedOrigin { port, seen, stop, handle: Some(handle) }
+        ScriptedOrigin {
+            port,
+            seen,
+            requests: Arc::default(),
+            accepted,
+            stop,
+            handle: Some(handle),
+        }
     }
 
-    /// Everything received on all connections so far, concatenated.
+    /// Connections accepted so far (finished or not).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Everything received on all finished connections, concatenated.
     pub fn received(&self) -> Vec<u8> {
         self.seen.lock().unwrap().conns.concat()
     }
@@ -414,14 +455,24 @@ pub fn http_origin<F>(respond: F) -> ScriptedOrigin
 where
     F: Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync + 'static,
 {
-    ScriptedOrigin::start(move |s, got| {
+    let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = requests.clone();
+    let mut o = ScriptedOrigin::start(move |s, got| {
         loop {
             let start = got.len();
             if !read_head(s, got) {
                 return;
             }
-            let end = start + got[start..].windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let end = start
+                + got[start..]
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap()
+                + 4;
             let head = got[start..end].to_vec();
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
             let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
             let cl: usize = text
                 .lines()
@@ -439,19 +490,30 @@ where
                 return;
             }
         }
-    })
+    });
+    o.requests = requests;
+    o
 }
 
 /// `HTTP/1.1 200 OK` with `body` and Content-Length.
 pub fn ok(body: &str) -> Vec<u8> {
-    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// An origin answering every request with "Server response, port N\n".
 pub fn port_origin() -> ScriptedOrigin {
     let port = Arc::new(AtomicUsize::new(0));
     let p2 = port.clone();
-    let o = http_origin(move |_, _| ok(&format!("Server response, port {}\n", p2.load(Ordering::Relaxed))));
+    let o = http_origin(move |_, _| {
+        ok(&format!(
+            "Server response, port {}\n",
+            p2.load(Ordering::Relaxed)
+        ))
+    });
     port.store(o.port as usize, Ordering::Relaxed);
     o
 }
