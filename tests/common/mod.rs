@@ -352,6 +352,8 @@ pub struct ScriptedOrigin {
     /// Request heads as `http_origin` parsed them, in arrival order (live, unlike `seen`).
     pub requests: Arc<Mutex<Vec<String>>>,
     accepted: Arc<AtomicUsize>,
+    /// Clones of every accepted stream, shut down on drop so the origin dies like a killed process.
+    live: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -369,12 +371,17 @@ impl ScriptedOrigin {
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let accepted = Arc::new(AtomicUsize::new(0));
         let accepted2 = accepted.clone();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let live2 = live.clone();
         let script = Arc::new(script);
         let handle = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((mut s, _)) => {
                         accepted2.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(c) = s.try_clone() {
+                            live2.lock().unwrap().push(c);
+                        }
                         s.set_nonblocking(false).unwrap();
                         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                         let (seen3, script) = (seen2.clone(), script.clone());
@@ -393,6 +400,7 @@ impl ScriptedOrigin {
             seen,
             requests: Arc::default(),
             accepted,
+            live,
             stop,
             handle: Some(handle),
         }
@@ -414,6 +422,9 @@ impl Drop for ScriptedOrigin {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
+        }
+        for s in self.live.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 }
