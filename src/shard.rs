@@ -38,6 +38,8 @@ pub struct Epoch<B: Backend> {
     pub route_scratch: RefCell<RouteScratch>,
     /// unique_id_module is loaded: requests get a UNIQUE_ID.
     pub unique_id: bool,
+    /// Each pool slot's member `ttl`, for the housekeeping sweep.
+    pub member_ttls: Vec<Option<Duration>>,
 }
 
 /// One access-log file as this shard writes it: lines accumulate in `buf` and the housekeeping
@@ -115,6 +117,7 @@ impl<B: Backend> Shard<B> {
                 .modules
                 .iter()
                 .any(|m| m == "unique_id_module"),
+            member_ttls: shared.config.balancers.iter().flat_map(|b| b.members.iter().map(|m| m.ttl)).collect(),
             shared,
         }
     }
@@ -187,6 +190,7 @@ pub async fn run<B: Backend>(
             log_slots: Vec::new(),
             route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
             unique_id: false,
+            member_ttls: Vec::new(),
             shared: shared.clone(),
         })),
         generation: Cell::new(0),
@@ -233,16 +237,8 @@ pub async fn run<B: Backend>(
         {
             let epoch = shard.current.borrow().clone();
             let now = Instant::now();
-            let cfg = &epoch.shared.config;
-            let ttls: Vec<Option<Duration>> = cfg
-                .balancers
-                .iter()
-                .flat_map(|b| b.members.iter().map(|m| m.ttl))
-                .collect();
-            epoch
-                .pool
-                .borrow_mut()
-                .sweep(now, |slot| ttls.get(slot).copied().flatten());
+            let ttls = &epoch.member_ttls;
+            epoch.pool.borrow_mut().sweep(now, |slot| ttls.get(slot).copied().flatten());
         }
         if closed && shard.conns.borrow().is_empty() {
             shard.flush_logs().await;

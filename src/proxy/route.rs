@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use regex::CaptureLocations;
+use regex::{CaptureLocations, Regex};
 
 use crate::conf::Config;
 use crate::conf::model::{CondPattern, PassTarget, ServerVar, Template};
@@ -46,9 +46,12 @@ impl RouteInput<'_> {
     }
 }
 
-/// Per-shard scratch space for matching: capture slots per rule and condition, and a string
-/// for expanded test strings and substitutions.
+/// Per-shard scratch space for matching: this shard's own clones of the rule and condition
+/// regexes (a clone has its own match-cache pool, so shards never contend on one), capture
+/// slots, and strings for expanded test strings and substitutions.
 pub struct RouteScratch {
+    rule_res: Vec<Regex>,
+    cond_res: Vec<Vec<Option<Regex>>>,
     rule_caps: Vec<CaptureLocations>,
     cond_caps: Vec<Vec<CaptureLocations>>,
     path: String,
@@ -80,7 +83,23 @@ impl RouteScratch {
                     .collect()
             })
             .collect();
+        let rule_res = cfg.rewrite_rules.iter().map(|r| r.pattern.clone()).collect();
+        let cond_res = cfg
+            .rewrite_rules
+            .iter()
+            .map(|r| {
+                r.conds
+                    .iter()
+                    .map(|c| match &c.pattern {
+                        CondPattern::Regex(re) => Some(re.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         RouteScratch {
+            rule_res,
+            cond_res,
             rule_caps,
             cond_caps,
             path: String::new(),
@@ -122,10 +141,7 @@ fn rewrite(
 ) -> Option<Route> {
     let mut rewritten = false;
     for (i, rule) in cfg.rewrite_rules.iter().enumerate() {
-        let matched = rule
-            .pattern
-            .captures_read(&mut s.rule_caps[i], &s.path)
-            .is_some();
+        let matched = s.rule_res[i].captures_read(&mut s.rule_caps[i], &s.path).is_some();
         if matched == rule.negate {
             continue;
         }
@@ -228,7 +244,9 @@ fn conds_hold(
             &mut s.test,
         );
         let m = match &c.pattern {
-            CondPattern::Regex(re) => re.captures_read(&mut s.cond_caps[i][j], &s.test).is_some(),
+            CondPattern::Regex(_) => s.cond_res[i][j]
+                .as_ref()
+                .is_some_and(|re| re.captures_read(&mut s.cond_caps[i][j], &s.test).is_some()),
             CondPattern::Equal(v, nocase) => {
                 if *nocase {
                     s.test.eq_ignore_ascii_case(v)
