@@ -228,9 +228,10 @@ pub async fn run<B: Backend>(
         }
         if closed {
             for c in shard.conns.borrow().iter().filter(|c| c.1.idle) {
-                // SAFETY: the fd is owned by a live connection task; shutdown makes its pending
-                // read end with EOF so the task closes it.
-                unsafe { libc::shutdown(c.1.fd, libc::SHUT_RDWR) };
+                // SAFETY: the fd is owned by a live connection task. SHUT_RD makes its pending
+                // read end with EOF so the task closes it, while a request that raced in can
+                // still be answered.
+                unsafe { libc::shutdown(c.1.fd, libc::SHUT_RD) };
             }
         }
         shard.flush_logs().await;
