@@ -388,6 +388,8 @@ impl ScriptedOrigin {
                         std::thread::spawn(move || {
                             let mut got = Vec::new();
                             script(&mut s, &mut got);
+                            // The clone kept for Drop would hold the socket open otherwise.
+                            let _ = s.shutdown(std::net::Shutdown::Both);
                             seen3.lock().unwrap().conns.push(got);
                         });
                     }

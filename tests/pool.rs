@@ -1,0 +1,118 @@
+//! The keep-alive member pool: reuse, ttl, disablereuse, and the stale-connection race: a
+//! reused connection that dies before any response byte is retried once on a fresh one, for
+//! idempotent methods only.
+
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::time::Duration;
+
+/// An origin that answers the first request on each connection and then closes the
+/// connection without a word when the second one arrives (a backend's keep-alive timeout
+/// racing the proxy's reuse).
+fn one_shot_origin() -> ScriptedOrigin {
+    ScriptedOrigin::start(|s, got| {
+        if !read_head(s, got) {
+            return;
+        }
+        let _ = s.write_all(&ok("first on this connection"));
+        let n = got.len();
+        let _ = read_head(s, got);
+        let _ = n;
+        // Close without answering the second request.
+    })
+}
+
+#[test]
+fn stale_pooled_connection_is_retried_for_get_but_not_for_post() {
+    let o = one_shot_origin();
+    let p = start_proxy(
+        "stale",
+        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    assert_eq!(c.get("/a", "").status, 200);
+    // The pooled connection now fails on the next request: GET is replayed on a fresh one.
+    let r = c.get("/b", "");
+    assert_eq!(r.status, 200, "{}", p.error_log());
+    assert_eq!(o.connections(), 2);
+    // POST on the (again) stale pooled connection: not replayed, the client gets 502.
+    let mut c2 = Client::connect(p.port);
+    c2.send(b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    let r = c2.read_response(false).unwrap();
+    assert_eq!(r.status, 502, "{}", r.head);
+    assert_eq!(
+        o.connections(),
+        2,
+        "a POST must not be retried on a new connection"
+    );
+}
+
+#[test]
+fn ttl_expires_idle_pooled_connections_and_disablereuse_never_pools() {
+    let o = port_origin();
+    let p = start_proxy(
+        "ttl",
+        &format!("ProxyPass / http://127.0.0.1:{}/ ttl=1\n", o.port),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    assert_eq!(c.get("/a", "").status, 200);
+    assert_eq!(c.get("/a", "").status, 200);
+    assert_eq!(
+        o.connections(),
+        1,
+        "the second request reuses the pooled connection"
+    );
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(c.get("/a", "").status, 200);
+    assert_eq!(
+        o.connections(),
+        2,
+        "an idle connection older than ttl=1 must not be reused"
+    );
+
+    let o2 = port_origin();
+    let p2 = start_proxy(
+        "noreuse",
+        &format!(
+            "ProxyPass / http://127.0.0.1:{}/ disablereuse=On\n",
+            o2.port
+        ),
+        1,
+    );
+    let mut c = Client::connect(p2.port);
+    for _ in 0..5 {
+        assert_eq!(c.get("/a", "").status, 200);
+    }
+    assert_eq!(o2.connections(), 5);
+    assert!(
+        o2.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| h.contains("Connection: close\r\n"))
+    );
+}
+
+#[test]
+fn member_closing_after_response_is_not_pooled() {
+    let o = http_origin(|_, _| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi".to_vec()
+    });
+    let p = start_proxy(
+        "connclose",
+        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    for _ in 0..3 {
+        let r = c.get("/a", "");
+        assert_eq!(r.text(), "hi");
+        // The member's Connection: close is hop-by-hop: the client connection stays open.
+        assert_eq!(r.header("Connection"), None);
+    }
+    assert_eq!(o.connections(), 3);
+}
