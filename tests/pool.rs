@@ -116,3 +116,42 @@ fn member_closing_after_response_is_not_pooled() {
     }
     assert_eq!(o.connections(), 3);
 }
+
+#[test]
+fn connectiontimeout_cuts_a_connect_that_never_completes() {
+    use socket2::{Domain, Socket, Type};
+    // A listener that never accepts, with its queue filled: further SYNs are dropped, so a
+    // connect to it hangs until the proxy's connectiontimeout.
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let port = l.local_addr().unwrap().as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let p = start_proxy(
+        "conntimeout",
+        &format!("ProxyPass / http://127.0.0.1:{port}/ connectiontimeout=700ms\n"),
+        1,
+    );
+    let t0 = std::time::Instant::now();
+    let r = Client::connect(p.port).get("/x", "");
+    let took = t0.elapsed();
+    assert_eq!(r.status, 503);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    assert!(p.error_log().contains("timed out"), "{}", p.error_log());
+}
