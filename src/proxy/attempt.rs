@@ -253,7 +253,11 @@ impl<B: Backend> Client<B> {
         let mut rbody = RespBody::new(&self.resp, framing);
         let mut consumed = match rbody.take(&mut self.g, &self.bbuf, resp_head) {
             Ok(n) => resp_head + n,
-            Err(_) => return Outcome::Failed(502, "malformed chunked body from the member"),
+            Err(_) => {
+                // Nothing went to the client yet: it gets a 502, not a silent close.
+                x.has_resp = false;
+                return Outcome::Failed(502, "malformed chunked body from the member");
+            }
         };
         let mut leftover = rbody.is_done() && consumed < self.bbuf.len();
         let total = self.g.total_len();
