@@ -20,6 +20,7 @@ pub mod conf;
 pub mod errlog;
 pub mod http;
 pub mod io;
+pub mod load;
 pub mod log;
 pub mod pool;
 pub mod proxy;
