@@ -64,13 +64,13 @@ impl<C: Conn> Pool<C> {
         stack.push(Idle { conn, since: now });
     }
 
-    /// Closes idle connections older than their member's ttl (`ttl_of(slot)`); run from the
-    /// shard's housekeeping tick so idle sockets do not outlive a backend's keep-alive timeout.
+    /// Closes idle connections older than their member's ttl (`ttl_of(slot)`) and those the
+    /// member has closed (or sent stray bytes on), so they do not sit in CLOSE_WAIT below the
+    /// top of a stack; run from the shard's housekeeping tick.
     pub fn sweep(&mut self, now: Instant, ttl_of: impl Fn(usize) -> Option<Duration>) {
         for (slot, stack) in self.stacks.iter_mut().enumerate() {
-            if let Some(ttl) = ttl_of(slot) {
-                stack.retain(|i| now.duration_since(i.since) < ttl);
-            }
+            let ttl = ttl_of(slot);
+            stack.retain(|i| ttl.is_none_or(|t| now.duration_since(i.since) < t) && i.conn.is_idle_alive());
         }
     }
 

@@ -25,6 +25,12 @@ use crate::server::{Control, Shared};
 const ACCEPTS_PER_LISTENER: usize = 4;
 /// Housekeeping period: drain checks, log flushes, pool sweeps.
 const TICK: Duration = Duration::from_millis(50);
+/// A log buffer this full wakes the housekeeping task early, so buffers stay within their
+/// initial capacity (`LOG_BUF`) and the request path never reallocates them.
+const LOG_FLUSH_AT: usize = 128 * 1024;
+const LOG_BUF: usize = 512 * 1024;
+/// Pool sweeps (ttl, and idle connections the member closed) run every this many ticks.
+const SWEEP_EVERY: u64 = 20;
 
 /// The state of one configuration generation, as this shard sees it. Requests hold an `Rc` to
 /// the generation they started in, so a reload never changes a request midway, and the old
@@ -66,6 +72,8 @@ pub struct Shard<B: Backend> {
     /// Bumped per accepted connection, for the connection id in logs and UNIQUE_ID.
     pub next_conn_id: Cell<u64>,
     pub unique_ids: RefCell<UniqueIdGen>,
+    /// Wakes the housekeeping task before its tick (a log buffer filled up).
+    wake: tokio::sync::Notify,
 }
 
 impl<B: Backend> Shard<B> {
@@ -92,8 +100,8 @@ impl<B: Backend> Shard<B> {
                         sinks.push(Sink {
                             path: l.path.clone(),
                             file: Rc::new(f),
-                            buf: Vec::new(),
-                            spare: Vec::new(),
+                            buf: Vec::with_capacity(LOG_BUF),
+                            spare: Vec::with_capacity(LOG_BUF),
                         });
                         sinks.len() - 1
                     }
@@ -126,6 +134,9 @@ impl<B: Backend> Shard<B> {
     pub fn with_log_buf(&self, slot: usize, f: impl FnOnce(&mut Vec<u8>)) {
         if let Some(s) = self.sinks.borrow_mut().get_mut(slot) {
             f(&mut s.buf);
+            if s.buf.len() >= LOG_FLUSH_AT {
+                self.wake.notify_one();
+            }
         }
     }
 
@@ -198,6 +209,7 @@ pub async fn run<B: Backend>(
         conns: RefCell::new(Slab::new()),
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
+        wake: tokio::sync::Notify::new(),
     });
     shard.epoch();
     let mut open = Vec::with_capacity(listeners.len());
@@ -218,8 +230,12 @@ pub async fn run<B: Backend>(
         }
     }
     let mut closed = false;
+    let mut ticks = 0u64;
     loop {
-        tokio::time::sleep(TICK).await;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shard.wake.notified() => {}
+        }
         if shard.draining() && !closed {
             closed = true;
             for l in &open {
@@ -235,7 +251,8 @@ pub async fn run<B: Backend>(
             }
         }
         shard.flush_logs().await;
-        {
+        ticks += 1;
+        if ticks % SWEEP_EVERY == 0 {
             let epoch = shard.current.borrow().clone();
             let now = Instant::now();
             let ttls = &epoch.member_ttls;

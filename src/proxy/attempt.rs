@@ -4,9 +4,9 @@
 use std::io;
 use std::time::Instant;
 
-use super::forward::{self, BodyState};
+use super::forward::{self, BodyError, BodyState};
 use super::relay::{self, ClientFraming, RespBody};
-use super::{BODY_BUF, Client, Exchange, INITIAL_BUF, Outcome, member_timeout};
+use super::{BODY_BUF, Client, EXPECT_WAIT, Exchange, INITIAL_BUF, Outcome, member_timeout};
 use crate::conf::model::MemberSpec;
 use crate::http::{self, Method, Parsed};
 use crate::io::{Backend, Conn, Gather, Src};
@@ -34,6 +34,13 @@ pub(super) async fn write_via<C: Conn>(
     r
 }
 
+fn body_outcome(e: BodyError) -> Outcome {
+    match e {
+        BodyError::Malformed => Outcome::BadRequestBody,
+        BodyError::TooLarge => Outcome::BodyTooLarge,
+    }
+}
+
 impl<B: Backend> Client<B> {
     pub(super) async fn forward_and_relay(
         &mut self,
@@ -41,7 +48,7 @@ impl<B: Backend> Client<B> {
         shard: &Shard<B>,
         spec: &MemberSpec,
         be: &B::Conn,
-        x: &mut Exchange,
+        x: &mut Exchange<'_>,
     ) -> Outcome {
         let cfg = &epoch.shared.config;
         let io_limit = member_timeout(spec, cfg);
@@ -58,7 +65,7 @@ impl<B: Backend> Client<B> {
             self.peer,
             spec.enable_reuse,
         );
-        let mut body = BodyState::new(self.req.body);
+        let mut body = BodyState::new(self.req.body, cfg.limits.body);
         // With Expect: 100-continue and no body bytes yet, the body waits for the member's 100.
         let mut expect =
             self.req.expect_continue && !body.is_done() && self.inbuf.len() == head_len;
@@ -66,7 +73,7 @@ impl<B: Backend> Client<B> {
         if !expect {
             match body.take(&mut self.g, pos, &self.inbuf[pos..], Src::Input) {
                 Ok(n) => pos += n,
-                Err(_) => return Outcome::BadRequestBody,
+                Err(e) => return body_outcome(e),
             }
         }
         let replayable = self.req.method.is_idempotent() && body.is_done() && !expect;
@@ -99,6 +106,8 @@ impl<B: Backend> Client<B> {
         self.bbuf.clear();
         self.bbuf.reserve(INITIAL_BUF);
         let mut got_any = false;
+        // One deadline for the whole head, so interim responses cannot stretch it.
+        let head_deadline = Instant::now() + io_limit;
         loop {
             if !self.bbuf.is_empty() {
                 match http::parse_response(
@@ -142,9 +151,21 @@ impl<B: Backend> Client<B> {
             if self.bbuf.len() == self.bbuf.capacity() {
                 self.bbuf.reserve(self.bbuf.capacity());
             }
+            // A member that never sends 100 gets the body anyway after EXPECT_WAIT.
+            let deadline = if expect { head_deadline.min(Instant::now() + EXPECT_WAIT) } else { head_deadline };
             let buf = std::mem::take(&mut self.bbuf);
-            let (r, buf) = be.read(buf, Instant::now() + io_limit).await;
+            let (r, buf) = be.read(buf, deadline).await;
             self.bbuf = buf;
+            if expect
+                && deadline < head_deadline
+                && matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut)
+            {
+                expect = false;
+                if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
+                    return o;
+                }
+                continue;
+            }
             match r {
                 Ok(0) | Err(_) if !got_any && replayable && r.as_ref().map_or(true, |_| true) => {
                     if matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut) {
@@ -168,7 +189,8 @@ impl<B: Backend> Client<B> {
                 Err(_) => return Outcome::Failed(502, "error reading from the member"),
             }
         }
-        self.relay_response(epoch, shard, be, x, body.is_done() && !expect, io_limit)
+        x.request_done = body.is_done() && !expect;
+        self.relay_response(epoch, shard, be, x, x.request_done, io_limit)
             .await
     }
 
@@ -179,7 +201,7 @@ impl<B: Backend> Client<B> {
         be: &B::Conn,
         body: &mut BodyState,
         pos: &mut usize,
-        x: &mut Exchange,
+        x: &mut Exchange<'_>,
         io_limit: std::time::Duration,
         epoch: &Epoch<B>,
     ) -> Result<(), Outcome> {
@@ -200,7 +222,7 @@ impl<B: Backend> Client<B> {
             }
             match body.take(&mut self.g, head_len, &self.inbuf[head_len..], Src::Input) {
                 Ok(n) => *pos = head_len + n,
-                Err(_) => return Err(Outcome::BadRequestBody),
+                Err(e) => return Err(body_outcome(e)),
             }
             x.bytes_in += (*pos - head_len) as u64;
             x.bytes_out_backend += self.g.total_len() as u64;
@@ -226,7 +248,7 @@ impl<B: Backend> Client<B> {
         epoch: &Epoch<B>,
         shard: &Shard<B>,
         be: &B::Conn,
-        x: &mut Exchange,
+        x: &mut Exchange<'_>,
         request_done: bool,
         io_limit: std::time::Duration,
     ) -> Outcome {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::conf::Config;
 use crate::conf::model::MemberSpec;
-use crate::http::{BodyFraming, ChunkError, ChunkedScanner, FieldKind, Method, RequestHead};
+use crate::http::{BodyFraming, ChunkedScanner, FieldKind, Method, RequestHead};
 use crate::io::{Gather, Src};
 
 /// Appends the member-bound request head to `g` (whose `input` will be `buf`).
@@ -27,12 +27,8 @@ pub fn request_head(
     g.push_scratch(b" ");
     // A member URL's own path prefixes every request sent to it.
     let base = member.path.as_bytes();
-    g.push_scratch(if base.ends_with(b"/") && target.starts_with(b"/") {
-        &base[..base.len() - 1]
-    } else {
-        base
-    });
-    g.push_scratch(target);
+    g.push_scratch(if base.ends_with(b"/") && target.starts_with(b"/") { &base[..base.len() - 1] } else { base });
+    push_target(g, target);
     g.push_scratch(b" HTTP/1.1\r\n");
     let client_host = req.host.map(|h| h.get(buf));
     match (cfg.proxy_preserve_host, client_host) {
@@ -120,6 +116,25 @@ pub fn request_head(
     });
 }
 
+/// The request target, with any byte that may not appear in a request line (a rewrite can
+/// insert header values) percent-encoded.
+fn push_target(g: &mut Gather, target: &[u8]) {
+    let unsafe_byte = |b: u8| b <= b' ' || b >= 0x7f;
+    if !target.iter().any(|&b| unsafe_byte(b)) {
+        return g.push_scratch(target);
+    }
+    let start = g.scratch.len();
+    for &b in target {
+        if unsafe_byte(b) {
+            let _ = write!(g.scratch, "%{b:02X}");
+        } else {
+            g.scratch.push(b);
+        }
+    }
+    let end = g.scratch.len();
+    g.push(Src::Scratch, start, end);
+}
+
 fn push_field(g: &mut Gather, name: &[u8], value: &[u8]) {
     g.push_scratch(name);
     g.push_scratch(b": ");
@@ -149,20 +164,30 @@ fn merged_field(
     g.push(Src::Scratch, start, end);
 }
 
+/// Why a request body could not be relayed.
+pub enum BodyError {
+    /// Malformed chunked framing.
+    Malformed,
+    /// More chunked data than LimitRequestBody allows.
+    TooLarge,
+}
+
 /// Progress through a request body as its bytes pass by.
 pub enum BodyState {
     /// Nothing (left) to send.
     Done,
     /// Content-Length bytes still to come.
     Remaining(u64),
-    Chunked(ChunkedScanner),
+    /// Chunked, with the payload bytes seen so far and LimitRequestBody (0 = none).
+    Chunked { scanner: ChunkedScanner, seen: u64, limit: u64 },
 }
 
 impl BodyState {
-    pub fn new(framing: BodyFraming) -> BodyState {
+    /// `limit` is LimitRequestBody; a Content-Length over it was refused by the parser already.
+    pub fn new(framing: BodyFraming, limit: u64) -> BodyState {
         match framing {
             BodyFraming::Length(n) if n > 0 => BodyState::Remaining(n),
-            BodyFraming::Chunked => BodyState::Chunked(ChunkedScanner::new()),
+            BodyFraming::Chunked => BodyState::Chunked { scanner: ChunkedScanner::new(), seen: 0, limit },
             _ => BodyState::Done,
         }
     }
@@ -174,13 +199,7 @@ impl BodyState {
     /// Takes what belongs to this body from `avail` (bytes starting at `offset` of the buffer):
     /// pushes that range to `g` and returns its length. Bytes past the body are left alone
     /// (they are the next pipelined request).
-    pub fn take(
-        &mut self,
-        g: &mut Gather,
-        offset: usize,
-        avail: &[u8],
-        src: Src,
-    ) -> Result<usize, ChunkError> {
+    pub fn take(&mut self, g: &mut Gather, offset: usize, avail: &[u8], src: Src) -> Result<usize, BodyError> {
         let n = match self {
             BodyState::Done => 0,
             BodyState::Remaining(r) => {
@@ -191,8 +210,13 @@ impl BodyState {
                 }
                 n
             }
-            BodyState::Chunked(s) => {
-                let (n, done) = s.scan(avail, |_| {})?;
+            BodyState::Chunked { scanner, seen, limit } => {
+                let mut data = 0u64;
+                let (n, done) = scanner.scan(avail, |d| data += d.len() as u64).map_err(|_| BodyError::Malformed)?;
+                *seen += data;
+                if *limit > 0 && *seen > *limit {
+                    return Err(BodyError::TooLarge);
+                }
                 if done {
                     *self = BodyState::Done;
                 }

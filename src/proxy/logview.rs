@@ -12,7 +12,7 @@ use crate::shard::{Epoch, Shard};
 
 struct LogView<'a, B: Backend> {
     c: &'a Client<B>,
-    x: &'a Exchange,
+    x: &'a Exchange<'a>,
     cfg: &'a Config,
     uid: Option<&'a [u8]>,
 }
@@ -137,7 +137,7 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
 
 impl<B: Backend> Client<B> {
     /// Renders the exchange into every access log whose `env=` condition holds.
-    pub(super) fn log(&self, shard: &Shard<B>, epoch: &Epoch<B>, x: &Exchange) {
+    pub(super) fn log(&self, shard: &Shard<B>, epoch: &Epoch<B>, x: &Exchange<'_>) {
         let cfg = &epoch.shared.config;
         if cfg.access_logs.is_empty() {
             return;

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::{NoMember, Pick, now_ms};
 use crate::conf::Config;
-use crate::http::{self, BodyFraming, FieldKind, Method, Parsed, RequestHead, ResponseHead};
+use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
 use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
 use crate::shard::{Epoch, Shard};
 use forward::BodyState;
+use respond::ConnHeader;
 use route::{Route, RouteInput};
 
 /// First read size for a client; grows up to the head limit, and to `BODY_BUF` for bodies.
@@ -28,8 +29,16 @@ const INITIAL_BUF: usize = 8 * 1024;
 /// Buffer size for streaming large bodies (bounded memory per connection).
 const BODY_BUF: usize = 64 * 1024;
 
-/// What one exchange did, for the log line and the keep-alive verdict.
-pub(crate) struct Exchange {
+/// How long a closing client connection is drained after our response when it may still be
+/// sending (httpd's lingering close), so the response is not lost to a reset.
+const LINGER: Duration = Duration::from_secs(2);
+/// How long a request with `Expect: 100-continue` waits for the member's 100 before sending
+/// the body anyway (the client does the same after its own wait).
+const EXPECT_WAIT: Duration = Duration::from_secs(1);
+
+/// What one exchange did, for the log line and the keep-alive verdict. It holds the member
+/// picks (busy counts up) until the request is logged, as httpd's request-pool cleanup does.
+pub(crate) struct Exchange<'e> {
     start: SystemTime,
     t0: Instant,
     status: Option<u16>,
@@ -50,6 +59,11 @@ pub(crate) struct Exchange {
     /// Bytes sent to and read from the member (bytraffic).
     bytes_out_backend: u64,
     bytes_in_backend: u64,
+    /// The whole request body was read from the client.
+    request_done: bool,
+    /// The member that served the request, and those that failed before it.
+    pick: Option<Pick<'e>>,
+    failed_picks: Vec<Pick<'e>>,
 }
 
 pub(crate) struct Client<B: Backend> {
@@ -86,12 +100,16 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         served: 0,
     };
     loop {
+        let head = c.read_head(&shard, &shard.epoch(), slot).await;
+        // The request runs in the generation current when its head arrived, not the one
+        // current when the connection started waiting for it.
         let epoch = shard.epoch();
-        match c.read_head(&shard, &epoch, slot).await {
+        match head {
             HeadRead::Complete => {}
             HeadRead::Closed => break,
             HeadRead::Reject(status, reason) => {
                 c.reject(&shard, &epoch, status, reason).await;
+                c.linger().await;
                 break;
             }
         }
@@ -99,10 +117,15 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         let x = c.exchange(&shard, &epoch).await;
         c.log(&shard, &epoch, &x);
         c.served += 1;
-        if !x.keep_alive {
+        let (keep, next, linger) = (x.keep_alive, x.next, !x.request_done && !x.aborted);
+        drop(x);
+        if !keep {
+            if linger {
+                c.linger().await;
+            }
             break;
         }
-        c.inbuf.drain(..x.next);
+        c.inbuf.drain(..next);
     }
     c.conn.shutdown(Shutdown::Both);
     shard.unregister(slot);
@@ -180,7 +203,7 @@ impl<B: Backend> Client<B> {
         );
         self.g.clear();
         self.g.scratch.clear();
-        let body = respond::error_page(&mut self.g, status, true, false, None);
+        let body = respond::error_page(&mut self.g, status, ConnHeader::Close, false, None);
         let sent = self.g.total_len() as u64;
         let dl = Instant::now() + epoch.shared.config.timeout;
         let _ = attempt::write_via(&self.conn, &mut self.g, None, dl).await;
@@ -191,10 +214,29 @@ impl<B: Backend> Client<B> {
         x.bytes_out = sent;
         x.bytes_in = self.inbuf.len() as u64;
         x.keep_alive = false;
+        x.request_done = false;
         self.log(shard, epoch, &x);
     }
 
-    fn new_exchange(&self) -> Exchange {
+    /// Half-closes and drains what the client still sends, for up to `LINGER`, so a
+    /// response sent before its request body was read is not destroyed by a reset.
+    async fn linger(&mut self) {
+        self.conn.shutdown(Shutdown::Write);
+        let until = Instant::now() + LINGER;
+        let mut budget: usize = 1 << 20;
+        loop {
+            self.inbuf.clear();
+            let buf = std::mem::take(&mut self.inbuf);
+            let (r, buf) = self.conn.read(buf, until).await;
+            self.inbuf = buf;
+            match r {
+                Ok(n) if n > 0 && n < budget => budget -= n,
+                _ => return,
+            }
+        }
+    }
+
+    fn new_exchange<'e>(&self) -> Exchange<'e> {
         Exchange {
             start: SystemTime::now(),
             t0: Instant::now(),
@@ -212,21 +254,17 @@ impl<B: Backend> Client<B> {
             head_valid: true,
             bytes_out_backend: 0,
             bytes_in_backend: 0,
+            request_done: BodyState::new(self.req.body, 0).is_done(),
+            pick: None,
+            failed_picks: Vec::new(),
         }
     }
 
     /// Everything after a parsed head: route, then proxy or answer locally.
-    async fn exchange(&mut self, shard: &Shard<B>, epoch: &Epoch<B>) -> Exchange {
+    async fn exchange<'e>(&mut self, shard: &Shard<B>, epoch: &'e Epoch<B>) -> Exchange<'e> {
         let cfg = &epoch.shared.config;
         let mut x = self.new_exchange();
         x.bytes_in = self.req.head_len as u64;
-        if let BodyFraming::Length(n) = self.req.body
-            && cfg.limits.body > 0
-            && n > cfg.limits.body
-        {
-            self.local_response(epoch, &mut x, 413, None).await;
-            return x;
-        }
         let route = {
             let input = RouteInput {
                 buf: &self.inbuf,
@@ -252,11 +290,11 @@ impl<B: Backend> Client<B> {
                     );
                 }
                 loc.extend_from_slice(&self.target);
-                self.local_response(epoch, &mut x, code, Some(&loc)).await;
+                self.local_response(shard, epoch, &mut x, code, Some(&loc)).await;
             }
-            Route::Forbidden => self.local_response(epoch, &mut x, 403, None).await,
-            Route::Gone => self.local_response(epoch, &mut x, 410, None).await,
-            Route::NotFound => self.local_response(epoch, &mut x, 404, None).await,
+            Route::Forbidden => self.local_response(shard, epoch, &mut x, 403, None).await,
+            Route::Gone => self.local_response(shard, epoch, &mut x, 410, None).await,
+            Route::NotFound => self.local_response(shard, epoch, &mut x, 404, None).await,
         }
         x
     }
@@ -275,28 +313,22 @@ impl<B: Backend> Client<B> {
     /// Answers from the proxy itself. A request body that was not read closes the connection.
     async fn local_response(
         &mut self,
+        shard: &Shard<B>,
         epoch: &Epoch<B>,
-        x: &mut Exchange,
+        x: &mut Exchange<'_>,
         status: u16,
         location: Option<&[u8]>,
     ) {
         let cfg = &epoch.shared.config;
-        let body_read = BodyState::new(self.req.body).is_done();
-        x.keep_alive = cfg.keep_alive
-            && !self.req.conn_close
-            && body_read
-            && (cfg.max_keep_alive_requests == 0
-                || self.served + 1 < cfg.max_keep_alive_requests as u64)
-            && !respond::drops_connection(status);
+        x.keep_alive = self.keep_alive(cfg, shard, status, x.request_done);
+        let conn = match (x.keep_alive, self.req.version) {
+            (false, _) => ConnHeader::Close,
+            (true, http::Version::Http10) => ConnHeader::KeepAlive,
+            (true, http::Version::Http11) => ConnHeader::Default,
+        };
         self.g.clear();
         self.g.scratch.clear();
-        x.body_bytes = respond::error_page(
-            &mut self.g,
-            status,
-            !x.keep_alive,
-            self.req.method == Method::Head,
-            location,
-        );
+        x.body_bytes = respond::error_page(&mut self.g, status, conn, self.req.method == Method::Head, location);
         x.status = Some(status);
         x.bytes_out = self.g.total_len() as u64;
         if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout)
@@ -309,12 +341,12 @@ impl<B: Backend> Client<B> {
     }
 
     /// Balance, check out, forward, relay; with failover to another member on connect errors.
-    async fn proxy(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, b: usize, x: &mut Exchange) {
+    async fn proxy<'e>(&mut self, shard: &Shard<B>, epoch: &'e Epoch<B>, b: usize, x: &mut Exchange<'e>) {
         let cfg = &epoch.shared.config;
         let bal = &epoch.shared.balancers[b];
         x.balancer = Some(b);
         if bal.spec().denied {
-            return self.local_response(epoch, x, 403, None).await;
+            return self.local_response(shard, epoch, x, 403, None).await;
         }
         let mut cookies: [&[u8]; 8] = [&[]; 8];
         let mut n = 0;
@@ -356,7 +388,7 @@ impl<B: Backend> Client<B> {
                         .control
                         .errlog
                         .write_client("error", "proxy", Some(self.peer), &msg);
-                    return self.local_response(epoch, x, 503, None).await;
+                    return self.local_response(shard, epoch, x, 503, None).await;
                 }
             };
             let m = pick.index();
@@ -394,9 +426,10 @@ impl<B: Backend> Client<B> {
                         .write_client("error", "proxy", Some(self.peer), &msg);
                     bal.mark_error(m, now_ms());
                     exclude |= 1 << m;
+                    x.failed_picks.push(pick);
                     attempts += 1;
                     if attempts > max_attempts {
-                        return self.local_response(epoch, x, 503, None).await;
+                        return self.local_response(shard, epoch, x, 503, None).await;
                     }
                 }
             }
@@ -423,6 +456,7 @@ impl<B: Backend> Client<B> {
             }
         }
         pick.add_traffic(x.bytes_out_backend, x.bytes_in_backend);
+        x.pick = Some(pick);
         let (status, why) = match outcome {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
@@ -443,6 +477,7 @@ impl<B: Backend> Client<B> {
                 return;
             }
             Outcome::BadRequestBody => (400, "malformed chunked request body"),
+            Outcome::BodyTooLarge => (413, "request body over LimitRequestBody"),
             Outcome::Stale => (502, "connection closed before the response"),
             Outcome::Failed(status, why) => (status, why),
         };
@@ -458,7 +493,7 @@ impl<B: Backend> Client<B> {
             x.aborted = true;
         } else {
             self.req.conn_close = true;
-            self.local_response(epoch, x, status, None).await;
+            self.local_response(shard, epoch, x, status, None).await;
         }
     }
 }
@@ -476,6 +511,8 @@ enum Outcome {
     Failed(u16, &'static str),
     /// The client's chunked body is malformed: 400, and both connections close.
     BadRequestBody,
+    /// The client's chunked body went past LimitRequestBody: 413, and both connections close.
+    BodyTooLarge,
     ClientGone,
 }
 

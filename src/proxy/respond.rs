@@ -37,12 +37,33 @@ fn explanation(status: u16) -> &'static str {
     }
 }
 
+/// The `Connection` field of a response, from the keep-alive verdict and client version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnHeader {
+    /// `Connection: close`: the proxy closes after this response.
+    Close,
+    /// `Connection: Keep-Alive`: an HTTP/1.0 client's connection stays open.
+    KeepAlive,
+    /// None: HTTP/1.1 keep-alive is the default.
+    Default,
+}
+
+impl ConnHeader {
+    pub fn field(self) -> &'static [u8] {
+        match self {
+            ConnHeader::Close => b"Connection: close\r\n",
+            ConnHeader::KeepAlive => b"Connection: Keep-Alive\r\n",
+            ConnHeader::Default => b"",
+        }
+    }
+}
+
 /// Writes a complete error response into `g` (scratch segments). `location` is set for
 /// redirects. Returns the body length (for `%b`).
 pub fn error_page(
     g: &mut Gather,
     status: u16,
-    close: bool,
+    conn: ConnHeader,
     head_only: bool,
     location: Option<&[u8]>,
 ) -> u64 {
@@ -71,9 +92,7 @@ pub fn error_page(
         g.scratch.extend_from_slice(b"\r\n");
     }
     let _ = write!(g.scratch, "Content-Length: {}\r\n", body.len());
-    if close {
-        g.scratch.extend_from_slice(b"Connection: close\r\n");
-    }
+    g.scratch.extend_from_slice(conn.field());
     g.scratch
         .extend_from_slice(b"Content-Type: text/html; charset=iso-8859-1\r\n\r\n");
     if !head_only {

@@ -339,12 +339,22 @@ fn proxy_target(
     out: &mut Vec<u8>,
 ) -> Route {
     let Some(rest) = target.strip_prefix("balancer://") else {
-        // An http:// target naming a standalone ProxyPass URL shares that worker.
-        return match cfg
+        // An http:// target naming a standalone ProxyPass URL shares that worker: the longest
+        // such URL that is a prefix ending at a path boundary.
+        let at_boundary = |b: &crate::conf::model::BalancerSpec| {
+            b.implicit
+                && target.len() >= b.name.len()
+                && target[..b.name.len()].eq_ignore_ascii_case(&b.name)
+                && matches!(target.as_bytes().get(b.name.len()), None | Some(b'/') | Some(b'?'))
+        };
+        let best = cfg
             .balancers
             .iter()
-            .position(|b| b.implicit && target.starts_with(&b.name))
-        {
+            .enumerate()
+            .filter(|(_, b)| at_boundary(b))
+            .max_by_key(|(_, b)| b.name.len())
+            .map(|(i, _)| i);
+        return match best {
             Some(i) => {
                 push_path(out, &target[cfg.balancers[i].name.len()..]);
                 q.append(out, orig_query);
