@@ -70,7 +70,9 @@ impl<C: Conn> Pool<C> {
     pub fn sweep(&mut self, now: Instant, ttl_of: impl Fn(usize) -> Option<Duration>) {
         for (slot, stack) in self.stacks.iter_mut().enumerate() {
             let ttl = ttl_of(slot);
-            stack.retain(|i| ttl.is_none_or(|t| now.duration_since(i.since) < t) && i.conn.is_idle_alive());
+            stack.retain(|i| {
+                ttl.is_none_or(|t| now.duration_since(i.since) < t) && i.conn.is_idle_alive()
+            });
         }
     }
 

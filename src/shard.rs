@@ -125,7 +125,12 @@ impl<B: Backend> Shard<B> {
                 .modules
                 .iter()
                 .any(|m| m == "unique_id_module"),
-            member_ttls: shared.config.balancers.iter().flat_map(|b| b.members.iter().map(|m| m.ttl)).collect(),
+            member_ttls: shared
+                .config
+                .balancers
+                .iter()
+                .flat_map(|b| b.members.iter().map(|m| m.ttl))
+                .collect(),
             shared,
         }
     }
@@ -252,11 +257,14 @@ pub async fn run<B: Backend>(
         }
         shard.flush_logs().await;
         ticks += 1;
-        if ticks % SWEEP_EVERY == 0 {
+        if ticks.is_multiple_of(SWEEP_EVERY) {
             let epoch = shard.current.borrow().clone();
             let now = Instant::now();
             let ttls = &epoch.member_ttls;
-            epoch.pool.borrow_mut().sweep(now, |slot| ttls.get(slot).copied().flatten());
+            epoch
+                .pool
+                .borrow_mut()
+                .sweep(now, |slot| ttls.get(slot).copied().flatten());
         }
         if closed && shard.conns.borrow().is_empty() {
             shard.flush_logs().await;

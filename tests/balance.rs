@@ -165,7 +165,6 @@ fn dead_member_fails_over_then_all_down_gives_503() {
         balancer_conf("f", &[dead_port, alive.port], &[], "")
     );
     let p = start_proxy("failover", &conf, 1);
-    let dead_port = dead_port;
     let mut c = Client::connect(p.port);
     for _ in 0..10 {
         let r = c.get("/x", "");

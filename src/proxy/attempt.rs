@@ -152,7 +152,11 @@ impl<B: Backend> Client<B> {
                 self.bbuf.reserve(self.bbuf.capacity());
             }
             // A member that never sends 100 gets the body anyway after EXPECT_WAIT.
-            let deadline = if expect { head_deadline.min(Instant::now() + EXPECT_WAIT) } else { head_deadline };
+            let deadline = if expect {
+                head_deadline.min(Instant::now() + EXPECT_WAIT)
+            } else {
+                head_deadline
+            };
             let buf = std::mem::take(&mut self.bbuf);
             let (r, buf) = be.read(buf, deadline).await;
             self.bbuf = buf;
@@ -161,7 +165,10 @@ impl<B: Backend> Client<B> {
                 && matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut)
             {
                 expect = false;
-                if let Err(o) = self.stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch).await {
+                if let Err(o) = self
+                    .stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch)
+                    .await
+                {
                     return o;
                 }
                 continue;

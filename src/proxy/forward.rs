@@ -27,7 +27,11 @@ pub fn request_head(
     g.push_scratch(b" ");
     // A member URL's own path prefixes every request sent to it.
     let base = member.path.as_bytes();
-    g.push_scratch(if base.ends_with(b"/") && target.starts_with(b"/") { &base[..base.len() - 1] } else { base });
+    g.push_scratch(if base.ends_with(b"/") && target.starts_with(b"/") {
+        &base[..base.len() - 1]
+    } else {
+        base
+    });
     push_target(g, target);
     g.push_scratch(b" HTTP/1.1\r\n");
     let client_host = req.host.map(|h| h.get(buf));
@@ -179,7 +183,11 @@ pub enum BodyState {
     /// Content-Length bytes still to come.
     Remaining(u64),
     /// Chunked, with the payload bytes seen so far and LimitRequestBody (0 = none).
-    Chunked { scanner: ChunkedScanner, seen: u64, limit: u64 },
+    Chunked {
+        scanner: ChunkedScanner,
+        seen: u64,
+        limit: u64,
+    },
 }
 
 impl BodyState {
@@ -187,7 +195,11 @@ impl BodyState {
     pub fn new(framing: BodyFraming, limit: u64) -> BodyState {
         match framing {
             BodyFraming::Length(n) if n > 0 => BodyState::Remaining(n),
-            BodyFraming::Chunked => BodyState::Chunked { scanner: ChunkedScanner::new(), seen: 0, limit },
+            BodyFraming::Chunked => BodyState::Chunked {
+                scanner: ChunkedScanner::new(),
+                seen: 0,
+                limit,
+            },
             _ => BodyState::Done,
         }
     }
@@ -199,7 +211,13 @@ impl BodyState {
     /// Takes what belongs to this body from `avail` (bytes starting at `offset` of the buffer):
     /// pushes that range to `g` and returns its length. Bytes past the body are left alone
     /// (they are the next pipelined request).
-    pub fn take(&mut self, g: &mut Gather, offset: usize, avail: &[u8], src: Src) -> Result<usize, BodyError> {
+    pub fn take(
+        &mut self,
+        g: &mut Gather,
+        offset: usize,
+        avail: &[u8],
+        src: Src,
+    ) -> Result<usize, BodyError> {
         let n = match self {
             BodyState::Done => 0,
             BodyState::Remaining(r) => {
@@ -210,9 +228,15 @@ impl BodyState {
                 }
                 n
             }
-            BodyState::Chunked { scanner, seen, limit } => {
+            BodyState::Chunked {
+                scanner,
+                seen,
+                limit,
+            } => {
                 let mut data = 0u64;
-                let (n, done) = scanner.scan(avail, |d| data += d.len() as u64).map_err(|_| BodyError::Malformed)?;
+                let (n, done) = scanner
+                    .scan(avail, |d| data += d.len() as u64)
+                    .map_err(|_| BodyError::Malformed)?;
                 *seen += data;
                 if *limit > 0 && *seen > *limit {
                     return Err(BodyError::TooLarge);

@@ -290,7 +290,8 @@ impl<B: Backend> Client<B> {
                     );
                 }
                 loc.extend_from_slice(&self.target);
-                self.local_response(shard, epoch, &mut x, code, Some(&loc)).await;
+                self.local_response(shard, epoch, &mut x, code, Some(&loc))
+                    .await;
             }
             Route::Forbidden => self.local_response(shard, epoch, &mut x, 403, None).await,
             Route::Gone => self.local_response(shard, epoch, &mut x, 410, None).await,
@@ -328,7 +329,13 @@ impl<B: Backend> Client<B> {
         };
         self.g.clear();
         self.g.scratch.clear();
-        x.body_bytes = respond::error_page(&mut self.g, status, conn, self.req.method == Method::Head, location);
+        x.body_bytes = respond::error_page(
+            &mut self.g,
+            status,
+            conn,
+            self.req.method == Method::Head,
+            location,
+        );
         x.status = Some(status);
         x.bytes_out = self.g.total_len() as u64;
         if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout)
@@ -341,7 +348,13 @@ impl<B: Backend> Client<B> {
     }
 
     /// Balance, check out, forward, relay; with failover to another member on connect errors.
-    async fn proxy<'e>(&mut self, shard: &Shard<B>, epoch: &'e Epoch<B>, b: usize, x: &mut Exchange<'e>) {
+    async fn proxy<'e>(
+        &mut self,
+        shard: &Shard<B>,
+        epoch: &'e Epoch<B>,
+        b: usize,
+        x: &mut Exchange<'e>,
+    ) {
         let cfg = &epoch.shared.config;
         let bal = &epoch.shared.balancers[b];
         x.balancer = Some(b);

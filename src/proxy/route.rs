@@ -83,7 +83,11 @@ impl RouteScratch {
                     .collect()
             })
             .collect();
-        let rule_res = cfg.rewrite_rules.iter().map(|r| r.pattern.clone()).collect();
+        let rule_res = cfg
+            .rewrite_rules
+            .iter()
+            .map(|r| r.pattern.clone())
+            .collect();
         let cond_res = cfg
             .rewrite_rules
             .iter()
@@ -141,7 +145,9 @@ fn rewrite(
 ) -> Option<Route> {
     let mut rewritten = false;
     for (i, rule) in cfg.rewrite_rules.iter().enumerate() {
-        let matched = s.rule_res[i].captures_read(&mut s.rule_caps[i], &s.path).is_some();
+        let matched = s.rule_res[i]
+            .captures_read(&mut s.rule_caps[i], &s.path)
+            .is_some();
         if matched == rule.negate {
             continue;
         }
@@ -345,7 +351,10 @@ fn proxy_target(
             b.implicit
                 && target.len() >= b.name.len()
                 && target[..b.name.len()].eq_ignore_ascii_case(&b.name)
-                && matches!(target.as_bytes().get(b.name.len()), None | Some(b'/') | Some(b'?'))
+                && matches!(
+                    target.as_bytes().get(b.name.len()),
+                    None | Some(b'/') | Some(b'?')
+                )
         };
         let best = cfg
             .balancers

@@ -172,7 +172,7 @@ pub fn start_proxy(tag: &str, body: &str, threads: usize) -> Proxy {
 /// Starts `ringload origin` on `ports` with extra arguments; waits until every port accepts.
 pub fn start_origin(ports: &[u16], extra: &[&str]) -> Proc {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let child = Command::new(option_env!("CARGO_BIN_EXE_ringload").expect("ringload binary"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ringload"))
         .arg("origin")
         .arg("--ports")
         .arg(list.join(","))
