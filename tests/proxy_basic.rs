@@ -179,3 +179,44 @@ fn http10_client_gets_close_and_bodiless_statuses_have_no_body() {
     // Still in sync after the bodiless responses.
     assert_eq!(c.get("/x", "").text(), "hello");
 }
+
+#[test]
+fn access_log_items_name_balancer_member_route_and_response() {
+    let o = http_origin(|_, _| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Answer: 42\r\n\r\nhello".to_vec()
+    });
+    let fmt = r#"LogFormat "%>s %s %b %B [%{BALANCER_NAME}e] [%{BALANCER_WORKER_NAME}e] [%{BALANCER_WORKER_ROUTE}e] %{X-Answer}o %{User-Agent}i %R %X %I %O %{UNIQUE_ID}e %{ms}T %m %U %q %H" items"#;
+    let conf = format!(
+        "LoadModule unique_id_module m\n{fmt}\nCustomLog {{DIR}}/items.log items\n{}ProxyPass / balancer://lg/\n",
+        balancer_conf("lg", &[o.port], &[], "")
+    );
+    let dir = temp_dir("items-conf");
+    let p = start_proxy(
+        "items",
+        &conf.replace("{DIR}", &dir.display().to_string()),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    assert_eq!(c.get("/p?q=1", "User-Agent: ua\r\n").text(), "hello");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut line = String::new();
+    while line.is_empty() && std::time::Instant::now() < until {
+        line = std::fs::read_to_string(dir.join("items.log")).unwrap_or_default();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let f: Vec<&str> = line.trim_end().split(' ').collect();
+    assert_eq!(f.len(), 19, "{line}");
+    assert_eq!(&f[..4], ["200", "200", "5", "5"], "{line}");
+    assert_eq!(f[4], "[balancer://lg]");
+    assert_eq!(f[5], format!("[http://127.0.0.1:{}]", o.port));
+    assert_eq!(f[6], format!("[r{}]", o.port));
+    assert_eq!(&f[7..10], ["42", "ua", "proxy-server"]);
+    assert_eq!(f[10], "+");
+    assert!(
+        f[11].parse::<u64>().unwrap() > 20 && f[12].parse::<u64>().unwrap() > 40,
+        "{line}"
+    );
+    assert_eq!(f[13].len(), 27, "UNIQUE_ID: {line}");
+    f[14].parse::<u64>().unwrap();
+    assert_eq!(&f[15..], ["GET", "/p", "?q=1", "HTTP/1.1"]);
+}

@@ -14,7 +14,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::balance::{NoMember, Pick, now_ms};
+use crate::balance::{NoMember, Pick, Sticky, now_ms};
 use crate::conf::Config;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
@@ -373,101 +373,127 @@ impl<B: Backend> Client<B> {
             cookies[n] = f.value.get(&self.inbuf);
             n += 1;
         }
-        let sticky = bal.sticky_route(self.req.target.get(&self.inbuf), &cookies[..n]);
+        // The route is copied out of the client buffer, which the exchange needs mutably. A
+        // route can match a member only if shorter than 64 bytes (httpd's limit on route=).
+        let mut route = [0u8; 64];
+        let sticky = match bal.sticky_route(self.req.target.get(&self.inbuf), &cookies[..n]) {
+            Some(s) if s.route.len() < route.len() => {
+                route[..s.route.len()].copy_from_slice(s.route);
+                // The same name, borrowed from the balancer rather than the request.
+                let spec = bal
+                    .spec()
+                    .sticky
+                    .as_ref()
+                    .expect("a sticky route implies stickysession");
+                let name = if s.name == spec.cookie {
+                    spec.cookie.as_str()
+                } else {
+                    spec.url_param.as_str()
+                };
+                Some((name, s.route.len()))
+            }
+            _ => None,
+        };
+        let sticky = sticky.map(|(name, len)| Sticky {
+            name,
+            route: &route[..len],
+        });
         let mut exclude = 0u64;
         let mut attempts = 0u32;
         let max_attempts = bal.max_attempts();
-        let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
-            let picked = bal.pick(
-                sticky.as_ref(),
-                exclude,
-                now_ms(),
-                &mut epoch.caches.borrow_mut()[b],
-            );
-            let pick = match picked {
-                Ok(p) => p,
-                Err(e) => {
-                    let msg = match e {
-                        NoMember::RouteUnavailable => format!(
-                            "AH01167: {}: {e} ({})",
-                            bal.name(),
-                            String::from_utf8_lossy(
-                                sticky.as_ref().map(|s| s.route).unwrap_or(b"")
-                            )
-                        ),
-                        _ => format!("AH01170: {}: {e}", bal.name()),
-                    };
-                    shard
-                        .control
-                        .errlog
-                        .write_client("error", "proxy", Some(self.peer), &msg);
-                    return self.local_response(shard, epoch, x, 503, None).await;
-                }
-            };
-            let m = pick.index();
-            x.member = Some(m);
-            x.route_changed = pick.route_changed();
-            let spec = pick.spec();
-            let key = MemberKey {
-                slot: epoch.shared.first_slot[b] + m,
-            };
-            if spec.enable_reuse
-                && let Some(c) = epoch
-                    .pool
-                    .borrow_mut()
-                    .checkout(key, spec.ttl, Instant::now())
-            {
-                break (pick, c, true);
-            }
-            match connect::<B>(spec, cfg).await {
-                Ok(c) => {
-                    epoch.pool.borrow_mut().opened += 1;
-                    bal.mark_ok(m);
-                    break (pick, c, false);
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "AH00957: http: attempt to connect to {}:{} failed ({e}); disabling member {} for {}s",
-                        spec.host,
-                        spec.port,
-                        spec.url,
-                        spec.retry.as_secs()
-                    );
-                    shard
-                        .control
-                        .errlog
-                        .write_client("error", "proxy", Some(self.peer), &msg);
-                    bal.mark_error(m, now_ms());
-                    exclude |= 1 << m;
-                    x.failed_picks.push(pick);
-                    attempts += 1;
-                    if attempts > max_attempts {
+        // Set after a reused connection went stale: the replay must use a fresh connection.
+        let mut fresh_only = false;
+        let (pick, be, outcome) = loop {
+            let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
+                let picked = bal.pick(
+                    sticky.as_ref(),
+                    exclude,
+                    now_ms(),
+                    &mut epoch.caches.borrow_mut()[b],
+                );
+                let pick = match picked {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let msg = match e {
+                            NoMember::RouteUnavailable => format!(
+                                "AH01167: {}: {e} ({})",
+                                bal.name(),
+                                String::from_utf8_lossy(
+                                    sticky.as_ref().map(|s| s.route).unwrap_or(b"")
+                                )
+                            ),
+                            _ => format!("AH01170: {}: {e}", bal.name()),
+                        };
+                        shard
+                            .control
+                            .errlog
+                            .write_client("error", "proxy", Some(self.peer), &msg);
                         return self.local_response(shard, epoch, x, 503, None).await;
                     }
+                };
+                let m = pick.index();
+                x.member = Some(m);
+                x.route_changed = pick.route_changed();
+                let spec = pick.spec();
+                let key = MemberKey {
+                    slot: epoch.shared.first_slot[b] + m,
+                };
+                if spec.enable_reuse
+                    && !fresh_only
+                    && let Some(c) = epoch
+                        .pool
+                        .borrow_mut()
+                        .checkout(key, spec.ttl, Instant::now())
+                {
+                    break (pick, c, true);
                 }
+                match connect::<B>(spec, cfg).await {
+                    Ok(c) => {
+                        epoch.pool.borrow_mut().opened += 1;
+                        bal.mark_ok(m);
+                        break (pick, c, false);
+                    }
+                    Err(e) => {
+                        let msg = format!(
+                            "AH00957: http: attempt to connect to {}:{} failed ({e}); disabling member {} for {}s",
+                            spec.host,
+                            spec.port,
+                            spec.url,
+                            spec.retry.as_secs()
+                        );
+                        shard
+                            .control
+                            .errlog
+                            .write_client("error", "proxy", Some(self.peer), &msg);
+                        bal.mark_error(m, now_ms());
+                        exclude |= 1 << m;
+                        x.failed_picks.push(pick);
+                        attempts += 1;
+                        if attempts > max_attempts {
+                            return self.local_response(shard, epoch, x, 503, None).await;
+                        }
+                    }
+                }
+            };
+            let outcome = self
+                .forward_and_relay(epoch, shard, pick.spec(), &be, x)
+                .await;
+            if reused && !fresh_only && matches!(outcome, Outcome::Stale) {
+                // A reused connection died before any response byte: the request is replayed
+                // once on a fresh connection. If the member itself is gone, that connect fails and
+                // the pick fails over like any other.
+                be.shutdown(Shutdown::Both);
+                fresh_only = true;
+                x.failed_picks.push(pick);
+                continue;
             }
+            break (pick, be, outcome);
         };
         let m = pick.index();
         let key = MemberKey {
             slot: epoch.shared.first_slot[b] + m,
         };
         let spec = pick.spec();
-        let mut outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
-        let mut be = be;
-        if reused && matches!(outcome, Outcome::Stale) {
-            // A reused connection died before any response byte: one retry on a fresh one.
-            match connect::<B>(spec, cfg).await {
-                Ok(c) => {
-                    epoch.pool.borrow_mut().opened += 1;
-                    be = c;
-                    outcome = self.forward_and_relay(epoch, shard, spec, &be, x).await;
-                }
-                Err(_) => {
-                    outcome =
-                        Outcome::Failed(502, "reconnect after a stale pooled connection failed")
-                }
-            }
-        }
         pick.add_traffic(x.bytes_out_backend, x.bytes_in_backend);
         x.pick = Some(pick);
         let (status, why) = match outcome {
