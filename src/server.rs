@@ -1,7 +1,6 @@
 //! The control plane: binds the listeners, starts one pinned shard thread per core, and turns
 //! signals into drain (SIGTERM, SIGINT) and reload (SIGHUP). Nothing here runs per request.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,10 +121,17 @@ pub fn run(config: Config, opts: Options) -> i32 {
         .max(1);
     let addrs = config.listeners.clone();
     let mut per_shard = Vec::with_capacity(threads);
-    for _ in 0..threads {
+    for shard in 0..threads {
         let mut ls = Vec::with_capacity(addrs.len());
         for &a in &addrs {
-            match bind(a) {
+            // SO_REUSEPORT would let a second ringproxy share the port silently: refuse a port
+            // that something already listens on before the shards bind theirs.
+            let bound = if shard == 0 {
+                io::check_port_free(a).and_then(|()| io::reuseport_listener(a))
+            } else {
+                io::reuseport_listener(a)
+            };
+            match bound {
                 Ok(l) => ls.push(l),
                 Err(e) => {
                     let msg = format!("could not bind to address {a}: {e}");
@@ -269,20 +275,4 @@ fn block_signals() -> libc::sigset_t {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
-}
-
-/// One SO_REUSEPORT listener; each shard has its own, so the kernel spreads connections.
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nodelay(true)?;
-    s.bind(&addr.into())?;
-    s.listen(4096)?;
-    Ok(s.into())
 }

@@ -290,3 +290,28 @@ fn blocked_io_uring_falls_back_to_epoll_or_exits_when_uring_is_required() {
         "{err}"
     );
 }
+
+#[test]
+fn a_port_already_listened_on_is_refused_not_shared() {
+    // Another process's listener (SO_REUSEPORT would let ringproxy share it silently).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("taken");
+    let conf = dir.join("t.conf");
+    std::fs::write(
+        &conf,
+        format!("Listen 127.0.0.1:{port}\nProxyPass / http://127.0.0.1:1/\n"),
+    )
+    .unwrap();
+    let out = Command::new(ringproxy_bin())
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("could not bind to address 127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -196,6 +196,37 @@ fn peek_idle(fd: std::os::fd::RawFd) -> bool {
     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
+/// One listener with SO_REUSEPORT and SO_REUSEADDR, listening with a backlog of 4096: each
+/// thread binds its own, and the kernel spreads connections between them.
+pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nodelay(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// Checks that nobody listens on `addr` yet. SO_REUSEPORT listeners of the same user would
+/// otherwise share the port silently; this probe has SO_REUSEADDR only, so it conflicts with any
+/// listening socket but not with connections left in TIME_WAIT.
+pub fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+}
+
 /// Deadline helper: now + d.
 pub fn deadline(d: std::time::Duration) -> Instant {
     Instant::now() + d

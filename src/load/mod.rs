@@ -4,8 +4,6 @@
 //! Helpers shared by the subcommands live here: byte-size parsing and the SO_REUSEPORT
 //! listener builder.
 
-use std::net::SocketAddr;
-
 pub mod origin;
 
 /// Parses a byte count: plain digits, or digits followed by `k`, `m` or `g` (binary multiples,
@@ -28,37 +26,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("size {s:?} is too large"))
-}
-
-/// One listener with SO_REUSEPORT and SO_REUSEADDR, listening with a backlog of 4096: each
-/// thread binds its own, and the kernel spreads connections between them.
-pub fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nodelay(true)?;
-    s.bind(&addr.into())?;
-    s.listen(4096)?;
-    Ok(s.into())
-}
-
-/// Checks that nobody listens on `addr` yet. SO_REUSEPORT listeners of the same user would
-/// otherwise share the port silently; this probe has SO_REUSEADDR only, so it conflicts with any
-/// listening socket but not with connections left in TIME_WAIT.
-pub fn check_port_free(addr: SocketAddr) -> std::io::Result<()> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())
 }
 
 /// An io::Error's message without the " (os error N)" suffix, for one-line errors.

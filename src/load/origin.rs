@@ -234,14 +234,14 @@ fn run(s: Settings) -> Result<(), String> {
         .map(|&p| SocketAddr::new(s.addr, p))
         .collect();
     for &a in &addrs {
-        super::check_port_free(a)
+        crate::io::check_port_free(a)
             .map_err(|e| format!("could not bind {a}: {}", super::short_error(&e)))?;
     }
     let mut per_thread = Vec::with_capacity(s.threads);
     for _ in 0..s.threads {
         let mut ls = Vec::with_capacity(addrs.len());
         for &a in &addrs {
-            let l = super::reuseport_listener(a)
+            let l = crate::io::reuseport_listener(a)
                 .map_err(|e| format!("could not bind {a}: {}", super::short_error(&e)))?;
             ls.push(l);
         }

@@ -46,14 +46,29 @@ impl RouteInput<'_> {
     }
 }
 
-/// Per-shard scratch space for matching: this shard's own clones of the rule and condition
-/// regexes (a clone has its own match-cache pool, so shards never contend on one), capture
-/// slots, and strings for expanded test strings and substitutions.
+/// One shard's clone of a regex (a clone has its own match-cache pool, so shards never contend
+/// on one) with its capture slots.
+struct Matcher {
+    re: Regex,
+    caps: CaptureLocations,
+}
+
+impl Matcher {
+    fn new(re: &Regex) -> Matcher {
+        Matcher {
+            re: re.clone(),
+            caps: re.capture_locations(),
+        }
+    }
+}
+
+/// Per-shard scratch space for matching: the rule and condition matchers, and strings for
+/// expanded test strings and substitutions.
 pub struct RouteScratch {
-    rule_res: Vec<Regex>,
-    cond_res: Vec<Vec<Option<Regex>>>,
-    rule_caps: Vec<CaptureLocations>,
-    cond_caps: Vec<Vec<CaptureLocations>>,
+    /// Per rule: its regex and capture slots.
+    rules: Vec<Matcher>,
+    /// Per rule, per condition: the same for regex conditions.
+    conds: Vec<Vec<Option<Matcher>>>,
     path: String,
     expanded: String,
     test: String,
@@ -63,49 +78,27 @@ pub struct RouteScratch {
 
 impl RouteScratch {
     pub fn new(cfg: &Config) -> RouteScratch {
-        let rule_caps = cfg
+        let rules = cfg
             .rewrite_rules
             .iter()
-            .map(|r| r.pattern.capture_locations())
+            .map(|r| Matcher::new(&r.pattern))
             .collect();
-        let cond_caps = cfg
+        let conds = cfg
             .rewrite_rules
             .iter()
             .map(|r| {
                 r.conds
                     .iter()
                     .map(|c| match &c.pattern {
-                        CondPattern::Regex(re) => re.capture_locations(),
-                        _ => regex::Regex::new("")
-                            .expect("empty regex")
-                            .capture_locations(),
-                    })
-                    .collect()
-            })
-            .collect();
-        let rule_res = cfg
-            .rewrite_rules
-            .iter()
-            .map(|r| r.pattern.clone())
-            .collect();
-        let cond_res = cfg
-            .rewrite_rules
-            .iter()
-            .map(|r| {
-                r.conds
-                    .iter()
-                    .map(|c| match &c.pattern {
-                        CondPattern::Regex(re) => Some(re.clone()),
+                        CondPattern::Regex(re) => Some(Matcher::new(re)),
                         _ => None,
                     })
                     .collect()
             })
             .collect();
         RouteScratch {
-            rule_res,
-            cond_res,
-            rule_caps,
-            cond_caps,
+            rules,
+            conds,
             path: String::new(),
             expanded: String::new(),
             test: String::new(),
@@ -145,9 +138,8 @@ fn rewrite(
 ) -> Option<Route> {
     let mut rewritten = false;
     for (i, rule) in cfg.rewrite_rules.iter().enumerate() {
-        let matched = s.rule_res[i]
-            .captures_read(&mut s.rule_caps[i], &s.path)
-            .is_some();
+        let m = &mut s.rules[i];
+        let matched = m.re.captures_read(&mut m.caps, &s.path).is_some();
         if matched == rule.negate {
             continue;
         }
@@ -165,9 +157,11 @@ fn rewrite(
             let caps = if rule.negate {
                 None
             } else {
-                Some(&s.rule_caps[i])
+                Some(&s.rules[i].caps)
             };
-            let cond = last_cond.map(|c| &s.cond_caps[i][c]);
+            let cond = last_cond
+                .and_then(|c| s.conds[i][c].as_ref())
+                .map(|m| &m.caps);
             expand(
                 tpl,
                 &s.path,
@@ -237,9 +231,9 @@ fn conds_hold(
         let caps = if rule.negate {
             None
         } else {
-            Some(&s.rule_caps[i])
+            Some(&s.rules[i].caps)
         };
-        let cond_caps = last.map(|k| &s.cond_caps[i][k]);
+        let cond_caps = last.and_then(|k| s.conds[i][k].as_ref()).map(|m| &m.caps);
         expand(
             &c.test,
             &s.path,
@@ -250,9 +244,9 @@ fn conds_hold(
             &mut s.test,
         );
         let m = match &c.pattern {
-            CondPattern::Regex(_) => s.cond_res[i][j]
-                .as_ref()
-                .is_some_and(|re| re.captures_read(&mut s.cond_caps[i][j], &s.test).is_some()),
+            CondPattern::Regex(_) => s.conds[i][j]
+                .as_mut()
+                .is_some_and(|m| m.re.captures_read(&mut m.caps, &s.test).is_some()),
             CondPattern::Equal(v, nocase) => {
                 if *nocase {
                     s.test.eq_ignore_ascii_case(v)
