@@ -4,21 +4,30 @@
 //! - `parse`: syntax only (logical lines, comments, quoting, `<Section>` nesting, file:line);
 //! - `read`: what httpd does while reading (Include, Define/`${VAR}`, IfModule, IfDefine,
 //!   LoadModule, ServerRoot);
-//! - `directives`: the directive table, each directive's handler building the model
-//!   (`proxy` and `rewrite` hold the mod_proxy and mod_rewrite handlers), then validation.
+//! - `directives`: the directive table; `builder` walks the read items through it, each
+//!   directive's handler building the model (`core_directives`, `log_directives`, `proxy` with
+//!   `params` and `member_url`, `rewrite`, `accepted`); `validate` then checks the whole.
 //!
 //! `modules` is what ringproxy knows about httpd modules. Only the first error is reported, as
 //! httpd does; harmless directives are accepted with a warning kept in `Config::warnings`.
 
+mod accepted;
+mod args;
+mod builder;
+mod core_directives;
 mod directives;
+mod log_directives;
+mod member_url;
 pub mod model;
 pub mod modules;
+mod params;
 mod parse;
 mod proxy;
 mod read;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -81,5 +90,5 @@ pub fn load(path: &Path) -> Result<Config, ConfError> {
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfError> {
     let mut reader = read::Reader::default();
     let items = reader.read_text(text, path)?;
-    directives::build(items, reader, path)
+    builder::build(items, reader, path)
 }

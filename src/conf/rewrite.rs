@@ -5,9 +5,11 @@
 use regex::Regex;
 
 use super::ConfError;
-use super::directives::{Builder, flag};
+use super::args::flag;
+use super::builder::Builder;
 use super::model::*;
 use super::parse::Word;
+use super::proxy::need_balancer_modules;
 use super::read::Item;
 
 pub(super) fn rewrite_engine(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
@@ -261,14 +263,7 @@ fn check_proxy_target(
             return Err(item.err_at(w, "[P] target: balancer URL without a name"));
         }
         let name = format!("balancer://{}", name.to_ascii_lowercase());
-        for m in ["proxy_balancer_module", "slotmem_shm_module"] {
-            if !b.modules.is_loaded(m) {
-                return Err(item.err_at(
-                    w,
-                    format!("{name} needs LoadModule proxy_balancer_module and LoadModule slotmem_shm_module ({m} is not loaded)"),
-                ));
-            }
-        }
+        need_balancer_modules(b, &name).map_err(|m| item.err_at(w, m))?;
         b.rule_balancer_refs
             .push((name, item.span.with_line(w.line)));
         Ok(())
