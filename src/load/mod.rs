@@ -5,6 +5,8 @@
 //! listener builder.
 
 pub mod origin;
+pub mod plan;
+pub mod report;
 
 /// Parses a byte count: plain digits, or digits followed by `k`, `m` or `g` (binary multiples,
 /// case-insensitive; `16k` is 16384, `1g` is 1073741824).
