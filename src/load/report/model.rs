@@ -109,3 +109,14 @@ impl RunReport {
         self.errors.values().sum()
     }
 }
+
+impl RunReport {
+    /// Responses whose status is not 2xx or 3xx.
+    pub fn bad_status_count(&self) -> u64 {
+        self.status
+            .iter()
+            .filter(|(s, _)| !(200..400).contains(*s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
