@@ -4,9 +4,12 @@
 //! Helpers shared by the subcommands live here: byte-size parsing and the SO_REUSEPORT
 //! listener builder.
 
+pub mod cli;
 pub mod origin;
 pub mod plan;
 pub mod report;
+pub mod rng;
+pub mod schedule;
 
 /// Parses a byte count: plain digits, or digits followed by `k`, `m` or `g` (binary multiples,
 /// case-insensitive; `16k` is 16384, `1g` is 1073741824).
