@@ -494,3 +494,24 @@ fn writes_output_files() {
     assert!(e.contains("no/such/dir/run.json"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `RINGLOAD_REPORT_DUMP=DIR cargo test --test report dump` writes every format of the sample
+/// run to DIR, to look at by eye (the SVG in a browser, the .hgrm in plotFiles.html).
+#[test]
+fn dump_samples_when_asked() {
+    let Some(dir) = std::env::var_os("RINGLOAD_REPORT_DUMP") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = report();
+    let outputs = Outputs {
+        hgrm: Some(dir.join("sample.hgrm")),
+        hlog: Some(dir.join("sample.hlog")),
+        json: Some(dir.join("sample.json")),
+        svg: Some(dir.join("sample.svg")),
+        progress: false,
+    };
+    write_outputs(&r, &outputs).unwrap();
+    std::fs::write(dir.join("sample.txt"), summary(&r)).unwrap();
+}

@@ -38,12 +38,11 @@ pub fn write_hlog(r: &RunReport, out: &mut impl Write) -> io::Result<()> {
         .add_comment("[Histogram values are in microseconds (Interval_Max in ms)]")
         .add_comment(&format!("[Targets: {}]", r.config.urls.join(" ")))
         .with_start_time(start)
-        .with_base_time(start)
-        .with_max_value_divisor(1000.0);
+        .with_base_time(start);
         b.begin_log_with(out, &mut ser)?;
     }
     writeln!(out, "{LEGEND}")?;
-    // A builder with no headers writes nothing: this one only carries the divisor.
+    // This builder only writes `#[MaxValueDivisor: 1000.000]` (a comment to Java's reader).
     let mut w = IntervalLogWriterBuilder::new()
         .with_max_value_divisor(1000.0)
         .begin_log_with(out, &mut ser)?;

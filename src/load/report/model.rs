@@ -108,9 +108,7 @@ impl RunReport {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
-}
 
-impl RunReport {
     /// Responses whose status is not 2xx or 3xx.
     pub fn bad_status_count(&self) -> u64 {
         self.status

@@ -96,11 +96,11 @@ fn spectrum_chart(s: &mut String, r: &RunReport, y0: f64) {
         .fold(5.0f64, f64::max)
         .ceil()
         .min(9.0);
-    let ymax = lat.iter().chain(&svc).map(|p| p.1).fold(0.0, f64::max);
-    let (step, top) = nice(ymax);
+    let ys: Vec<f64> = lat.iter().chain(&svc).map(|p| p.1).collect();
+    let axis = YAxis::fit(&ys);
     let (px, py, pw, ph) = plot_area(y0);
     let sx = |x: f64| px + x / decades * pw;
-    let sy = |y: f64| py + ph - y / top * ph;
+    let sy = |y: f64| py + ph - axis.frac(y) * ph;
     title(s, SPECTRUM_TITLE, y0);
     // Grid and ticks.
     for i in 0..=decades as u32 {
@@ -112,12 +112,12 @@ fn spectrum_chart(s: &mut String, r: &RunReport, y0: f64) {
         };
         vline(s, x, py, ph, &label);
     }
-    y_grid(s, step, top, px, pw, &sy);
+    y_grid(s, &axis, px, pw, &sy);
     axes(
         s,
         (px, py, pw, ph),
         "Percentile (log scale of 1/(1-p))",
-        "Latency (ms)",
+        axis.label(),
     );
     if lat.is_empty() && svc.is_empty() {
         no_data(s, px + pw / 2.0, py + ph / 2.0);
@@ -154,19 +154,19 @@ fn timeline_chart(s: &mut String, r: &RunReport, y0: f64) {
         r.duration_s.max(1.0)
     };
     let (tstep, ttop) = nice(tmax);
-    let ymax = max.iter().map(|p| p.1).fold(0.0, f64::max);
-    let (step, top) = nice(ymax);
+    let ys: Vec<f64> = p50.iter().chain(&p99).chain(&max).map(|p| p.1).collect();
+    let axis = YAxis::fit(&ys);
     let (px, py, pw, ph) = plot_area(y0);
     let sx = |x: f64| px + x / ttop * pw;
-    let sy = |y: f64| py + ph - y / top * ph;
+    let sy = |y: f64| py + ph - axis.frac(y) * ph;
     title(s, TIMELINE_TITLE, y0);
     let mut t = 0.0;
     while t <= ttop + tstep / 2.0 {
         vline(s, sx(t), py, ph, &trim_num(t));
         t += tstep;
     }
-    y_grid(s, step, top, px, pw, &sy);
-    axes(s, (px, py, pw, ph), "Time (s)", "Latency (ms)");
+    y_grid(s, &axis, px, pw, &sy);
+    axes(s, (px, py, pw, ph), "Time (s)", axis.label());
     if max.is_empty() {
         no_data(s, px + pw / 2.0, py + ph / 2.0);
     }
@@ -220,10 +220,8 @@ fn vline(s: &mut String, x: f64, py: f64, ph: f64, label: &str) {
     );
 }
 
-fn y_grid(s: &mut String, step: f64, top: f64, px: f64, pw: f64, sy: &dyn Fn(f64) -> f64) {
-    let n = (top / step).round() as u32;
-    for i in 0..=n {
-        let v = f64::from(i) * step;
+fn y_grid(s: &mut String, axis: &YAxis, px: f64, pw: f64, sy: &dyn Fn(f64) -> f64) {
+    for v in axis.ticks() {
         let y = sy(v);
         let _ = writeln!(
             s,
@@ -234,6 +232,75 @@ fn y_grid(s: &mut String, step: f64, top: f64, px: f64, pw: f64, sy: &dyn Fn(f64
             y + 4.0,
             trim_num(v)
         );
+    }
+}
+
+/// The latency axis: linear from 0, or logarithmic (decades) when the largest value is over 50
+/// times the median one, so that one outlier does not flatten every other line.
+enum YAxis {
+    Linear {
+        step: f64,
+        top: f64,
+    },
+    /// log10 of the bottom and top, whole decades.
+    Log {
+        lo: f64,
+        hi: f64,
+    },
+}
+
+impl YAxis {
+    fn fit(ys: &[f64]) -> YAxis {
+        let mut pos: Vec<f64> = ys
+            .iter()
+            .copied()
+            .filter(|y| *y > 0.0 && y.is_finite())
+            .collect();
+        pos.sort_by(f64::total_cmp);
+        let max = pos.last().copied().unwrap_or(0.0);
+        let median = pos.get(pos.len() / 2).copied().unwrap_or(0.0);
+        if median > 0.0 && max / median > 50.0 {
+            let lo = pos[0].max(0.001).log10().floor();
+            let hi = max.log10().ceil().max(lo + 1.0);
+            YAxis::Log { lo, hi }
+        } else {
+            let (step, top) = nice(max);
+            YAxis::Linear { step, top }
+        }
+    }
+
+    /// Where `v` sits, 0 (bottom) to 1 (top).
+    fn frac(&self, v: f64) -> f64 {
+        match *self {
+            YAxis::Linear { top, .. } => v / top,
+            YAxis::Log { lo, hi } => ((v.max(10f64.powf(lo)).log10() - lo) / (hi - lo)).min(1.0),
+        }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        match *self {
+            YAxis::Linear { step, top } => (0..=(top / step).round() as u32)
+                .map(|i| f64::from(i) * step)
+                .collect(),
+            YAxis::Log { lo, hi } => {
+                let mut t = Vec::new();
+                for d in lo as i32..=hi as i32 {
+                    let base = 10f64.powi(d);
+                    t.push(base);
+                    if hi - lo <= 3.0 && d < hi as i32 {
+                        t.extend([2.0 * base, 5.0 * base]);
+                    }
+                }
+                t
+            }
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            YAxis::Linear { .. } => "Latency (ms)",
+            YAxis::Log { .. } => "Latency (ms, log scale)",
+        }
     }
 }
 
