@@ -465,9 +465,9 @@ fn summary_is_complete() {
     let s = summary(&r);
     assert!(s.contains("NOT TRUSTWORTHY: fell behind its schedule; used 93% of its cores"));
     assert!(s.contains("closed loop") && !s.contains("send lag"));
-    let p = progress_line(12.0, 24_000, 3, 2001.25, 1_230);
+    let p = progress_line(12.0, 24_000, 3, 2001.25);
     assert!(p.contains("12s") && p.contains("24000") && p.contains("2001.2"));
-    assert!(p.contains("1.23ms") && p.contains("3 errors"), "{p}");
+    assert!(p.contains("3 errors"), "{p}");
 }
 
 #[test]

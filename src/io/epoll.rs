@@ -57,6 +57,10 @@ impl Backend for Epoll {
         let r = (&*file).write_all(&buf);
         (r, buf)
     }
+
+    async fn sleep_until(deadline: Instant) {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }
 
 pub struct EpollListener {

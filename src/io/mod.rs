@@ -39,6 +39,9 @@ pub trait Backend: 'static {
     /// Appends `buf` to a file opened with O_APPEND (log files), without blocking the shard
     /// where the backend allows it.
     async fn append(file: Rc<File>, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>);
+    /// Sleeps until `deadline` with the finest timer the backend has (io_uring: a kernel
+    /// timeout, microsecond-accurate; epoll: tokio's millisecond wheel). For open-loop pacing.
+    async fn sleep_until(deadline: Instant);
 }
 
 #[allow(async_fn_in_trait)]

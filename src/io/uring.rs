@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
 
-use io_uring::types::{CancelBuilder, Fd};
+use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
@@ -133,6 +133,17 @@ impl Backend for Uring {
             }
         }
         (Ok(()), data.1)
+    }
+
+    async fn sleep_until(deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        // Boxed: the kernel reads the timespec through this pointer while the op is queued.
+        let ts = Box::new(Timespec::new().sec(left.as_secs()).nsec(left.subsec_nanos()));
+        let sqe = opcode::Timeout::new(&*ts as *const Timespec).build();
+        let _ = submit(ts, sqe).await; // ETIME is the normal completion
     }
 }
 

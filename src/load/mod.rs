@@ -5,6 +5,8 @@
 //! listener builder.
 
 pub mod cli;
+pub mod engine;
+pub mod run;
 pub mod origin;
 pub mod plan;
 pub mod report;

@@ -240,17 +240,8 @@ pub fn verdict_line(r: &RunReport) -> String {
     }
 }
 
-/// The live line printed each second: `[  12s]  24000 responses  2001.3 req/s  0 errors  p99 1.23ms`.
-pub fn progress_line(
-    elapsed_s: f64,
-    responses: u64,
-    errors: u64,
-    rate: f64,
-    p99_us: u64,
-) -> String {
-    format!(
-        "[{:>5.0}s] {responses:>10} responses {rate:>10.1} req/s {errors:>6} errors  p99 {}",
-        elapsed_s,
-        dur(p99_us as f64)
-    )
+/// The live line printed each second: `[  12s]  24000 responses  2001.3 req/s  0 errors`,
+/// with the rate over the last second.
+pub fn progress_line(elapsed_s: f64, responses: u64, errors: u64, rate: f64) -> String {
+    format!("[{elapsed_s:>5.0}s] {responses:>10} responses {rate:>10.1} req/s {errors:>6} errors")
 }

@@ -1,0 +1,334 @@
+//! One client connection's loop: connect, keep up to `pipeline` requests in flight (sent on
+//! the schedule in open loop, as soon as a response frees a slot in closed loop), parse every
+//! response with the proxy's own HTTP code, record it, and reconnect when the server closes.
+
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::ThreadCtx;
+use super::recorder::{Sample, error_kind};
+use super::requests::Weighted;
+use crate::http::{self, BodyFraming, ChunkedScanner, Parsed, ResponseHead};
+use crate::io::{Backend, Conn, Gather, Src};
+use crate::load::plan::Tally;
+use crate::load::schedule::Timetable;
+
+const READ_BUF: usize = 64 * 1024;
+/// Bytes of a body kept for `--tally body`.
+const TALLY_BODY: usize = 64;
+
+struct InFlight {
+    intended: Instant,
+    sent: Instant,
+    first_byte: Option<Instant>,
+}
+
+/// Where the oldest in-flight response is.
+enum Phase {
+    Head,
+    Length(u64),
+    Chunked(ChunkedScanner),
+    UntilClose,
+}
+
+/// Why a connection ended.
+enum End {
+    /// The run is over; requests still in flight are abandoned at the drain deadline.
+    Stop,
+    /// Reconnect after a clean end (server close between responses, timeout, close-every).
+    Again,
+    /// Reconnect after a failure; every request still in flight is lost with this error.
+    Lost(String),
+}
+
+pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Option<Timetable>) {
+    let addr = ctx.groups.addrs[group];
+    let mut picker = Weighted::new(ctx.groups.members[group].clone());
+    let mut next_intended = timetable.as_mut().map(|t| ctx.shared.t0 + t.next());
+    let mut g = Gather::new();
+    g.input = ctx.requests.bytes.clone();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
+    let mut head = ResponseHead::new();
+    let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(ctx.plan.pipeline);
+    loop {
+        if ctx.stopped(Instant::now()) {
+            return;
+        }
+        let began = Instant::now();
+        let conn = match B::connect(addr, began + ctx.plan.connect_timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.count_error(&error_kind("connect", &e));
+                // Do not spin on a refusing server; each failure is counted.
+                B::sleep_until(Instant::now() + std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        ctx.rec.borrow_mut().connected(began, began.elapsed());
+        buf.clear();
+        inflight.clear();
+        let end = serve::<B>(&ctx, &conn, &mut g, &mut buf, &mut head, &mut inflight, &mut picker, &mut timetable, &mut next_intended).await;
+        // Every request still in flight on a connection that ended is one error.
+        let why = match &end {
+            End::Stop => "drain:abandoned",
+            End::Again => "read:premature-close",
+            End::Lost(kind) => kind.as_str(),
+        };
+        for f in inflight.drain(..) {
+            let mut rec = ctx.rec.borrow_mut();
+            if rec.counts(f.sent) {
+                rec.error(why);
+                rec.abandoned += u64::from(matches!(end, End::Stop));
+                drop(rec);
+                ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if matches!(end, End::Stop) {
+            return;
+        }
+    }
+}
+
+/// Runs requests on one connection until it must be replaced or the run is over.
+#[allow(clippy::too_many_arguments)] // the connection's long-lived state, owned by `run`
+async fn serve<B: Backend>(
+    ctx: &ThreadCtx,
+    conn: &B::Conn,
+    g: &mut Gather,
+    buf: &mut Vec<u8>,
+    head: &mut ResponseHead,
+    inflight: &mut VecDeque<InFlight>,
+    picker: &mut Weighted,
+    timetable: &mut Option<Timetable>,
+    next_intended: &mut Option<Instant>,
+) -> End {
+    let plan = &ctx.plan;
+    let mut sent_here = 0u64;
+    let mut answered_here = 0u64;
+    let mut phase = Phase::Head;
+    let mut tally = [0u8; TALLY_BODY];
+    let mut tally_len = 0usize;
+    let mut closing = false;
+    loop {
+        // Send what the schedule and the pipeline allow.
+        let now = Instant::now();
+        let stopped = ctx.stopped(now);
+        while !stopped && !closing && inflight.len() < plan.pipeline {
+            if plan.close_every.is_some_and(|n| sent_here >= n) || (!plan.keepalive && sent_here >= 1) {
+                break;
+            }
+            let intended = match *next_intended {
+                Some(t) if t > Instant::now() => break,
+                Some(t) => t,
+                None => Instant::now(),
+            };
+            if !ctx.take_budget(Instant::now()) {
+                break;
+            }
+            let (a, b) = ctx.requests.spans[picker.next()];
+            g.push(Src::Input, a, b);
+            let sent = Instant::now();
+            inflight.push_back(InFlight { intended, sent, first_byte: None });
+            if sent_here > 0 || answered_here > 0 {
+                ctx.rec.borrow_mut().conns.reused += 1;
+            }
+            sent_here += 1;
+            if let Some(t) = timetable.as_mut() {
+                *next_intended = Some(ctx.shared.t0 + t.next());
+            }
+        }
+        if !g.is_empty() {
+            let n = g.total_len() as u64;
+            let (r, back) = conn.write_all(std::mem::take(g), Instant::now() + plan.timeout).await;
+            *g = back;
+            g.clear();
+            if let Err(e) = r {
+                return End::Lost(error_kind("write", &e));
+            }
+            ctx.rec.borrow_mut().bytes_written += n;
+        }
+        if inflight.is_empty() {
+            if stopped || ctx.stopped(Instant::now()) {
+                return End::Stop;
+            }
+            if closing || plan.close_every.is_some_and(|n| sent_here >= n) || (!plan.keepalive && sent_here >= 1) {
+                return End::Again;
+            }
+            // Open loop, nothing in flight: wait for the next intended send.
+            if let Some(t) = *next_intended {
+                B::sleep_until(t).await;
+            }
+            continue;
+        }
+        // Read until the oldest response's timeout, or the next intended send if a slot is free.
+        let oldest = &inflight[0];
+        let timeout_at = oldest.sent + plan.timeout;
+        let drain_end = ctx.drain_deadline();
+        let mut deadline = timeout_at.min(drain_end.unwrap_or(timeout_at));
+        if !closing && inflight.len() < plan.pipeline && !stopped {
+            if let Some(t) = *next_intended {
+                deadline = deadline.min(t);
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_BUF);
+        }
+        let (r, back) = conn.read(std::mem::take(buf), deadline).await;
+        *buf = back;
+        let now = Instant::now();
+        match r {
+            Ok(0) => {
+                let mut rec = ctx.rec.borrow_mut();
+                rec.conns.closed_by_server += 1;
+                if matches!(phase, Phase::UntilClose) {
+                    drop(rec);
+                    complete(ctx, inflight, head, now, &tally[..tally_len]);
+                    return End::Again;
+                }
+                drop(rec);
+                return End::Lost("read:premature-close".to_string());
+            }
+            Ok(n) => {
+                ctx.rec.borrow_mut().bytes_read += n as u64;
+                if inflight[0].first_byte.is_none() {
+                    inflight[0].first_byte = Some(now);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if drain_end.is_some_and(|d| now >= d) {
+                    return End::Stop;
+                }
+                if now >= timeout_at {
+                    let timeout = plan.timeout;
+                    let mut rec = ctx.rec.borrow_mut();
+                    for f in inflight.drain(..) {
+                        if rec.counts(f.sent) {
+                            rec.timeout(f.intended, f.sent, timeout);
+                            ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    return End::Again;
+                }
+                continue; // time to send the next scheduled request
+            }
+            Err(e) => return End::Lost(error_kind("read", &e)),
+        }
+        // Consume every complete response in the buffer.
+        loop {
+            match &mut phase {
+                Phase::Head => {
+                    match http::parse_response(buf, ctx.requests.head_only, 1 << 20, head) {
+                        Ok(Parsed::Complete) if head.status < 200 => {
+                            buf.drain(..head.head_len);
+                            continue;
+                        }
+                        Ok(Parsed::Complete) => {
+                            if let Some(Tally::Header(name)) = &plan.tally {
+                                let v = head.field(buf, name).unwrap_or(b"-");
+                                tally_len = v.len().min(TALLY_BODY);
+                                tally[..tally_len].copy_from_slice(&v[..tally_len]);
+                            } else {
+                                tally_len = 0;
+                            }
+                            closing |= head.conn_close;
+                            buf.drain(..head.head_len);
+                            phase = match head.body {
+                                BodyFraming::None | BodyFraming::Length(0) => {
+                                    complete(ctx, inflight, head, now, &tally[..tally_len]);
+                                    answered_here += 1;
+                                    Phase::Head
+                                }
+                                BodyFraming::Length(n) => Phase::Length(n),
+                                BodyFraming::Chunked => Phase::Chunked(ChunkedScanner::new()),
+                                BodyFraming::UntilClose => Phase::UntilClose,
+                            };
+                        }
+                        Ok(Parsed::Partial) => break,
+                        Err(_) => return End::Lost("read:parse".to_string()),
+                    }
+                }
+                Phase::Length(left) => {
+                    let take = (*left).min(buf.len() as u64) as usize;
+                    if matches!(plan.tally, Some(Tally::Body)) {
+                        tally_body(&mut tally, &mut tally_len, &buf[..take]);
+                    }
+                    buf.drain(..take);
+                    *left -= take as u64;
+                    if *left > 0 {
+                        break;
+                    }
+                    complete(ctx, inflight, head, now, &tally[..tally_len]);
+                    answered_here += 1;
+                    phase = Phase::Head;
+                }
+                Phase::Chunked(sc) => {
+                    let body_tally = matches!(plan.tally, Some(Tally::Body));
+                    let scanned = sc.scan(buf, |d| {
+                        if body_tally {
+                            tally_body(&mut tally, &mut tally_len, d);
+                        }
+                    });
+                    match scanned {
+                        Ok((n, done)) => {
+                            buf.drain(..n);
+                            if !done {
+                                break;
+                            }
+                            complete(ctx, inflight, head, now, &tally[..tally_len]);
+                            answered_here += 1;
+                            phase = Phase::Head;
+                        }
+                        Err(_) => return End::Lost("read:parse".to_string()),
+                    }
+                }
+                Phase::UntilClose => {
+                    if matches!(plan.tally, Some(Tally::Body)) {
+                        tally_body(&mut tally, &mut tally_len, buf);
+                    }
+                    buf.clear();
+                    break;
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            if let Some(f) = inflight.front_mut() {
+                f.first_byte.get_or_insert(now);
+            }
+        }
+        if closing && inflight.is_empty() {
+            return End::Again;
+        }
+    }
+}
+
+fn tally_body(tally: &mut [u8; TALLY_BODY], len: &mut usize, data: &[u8]) {
+    let n = data.len().min(TALLY_BODY - *len);
+    tally[*len..*len + n].copy_from_slice(&data[..n]);
+    *len += n;
+}
+
+/// Records the oldest in-flight request as answered.
+fn complete(ctx: &ThreadCtx, inflight: &mut VecDeque<InFlight>, head: &ResponseHead, now: Instant, tally: &[u8]) {
+    let Some(f) = inflight.pop_front() else { return };
+    let sample = Sample {
+        intended: f.intended,
+        sent: f.sent,
+        first_byte: f.first_byte.unwrap_or(now),
+        done: now,
+        status: head.status,
+    };
+    let mut rec = ctx.rec.borrow_mut();
+    let counted = rec.counts(f.sent);
+    rec.response(&sample, ctx.open_loop, ctx.stopped(now));
+    if counted && ctx.plan.tally.is_some() {
+        rec.tally(tally);
+    }
+    drop(rec);
+    if counted {
+        ctx.shared.responses.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,168 @@
+//! One generator thread's measurements: histograms, counters and tallies, recorded without
+//! sharing anything; the threads' recorders are merged into a `RunReport` at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::load::report::model::{ConnStats, new_histogram};
+
+/// Microseconds, clamped into the histograms' range.
+pub fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, 3_600_000_000)
+}
+
+pub struct Recorder {
+    /// Start of the measured window; nothing before it is recorded.
+    pub window_start: Instant,
+    /// End of the measured window (the stop), once the run is over.
+    pub window_end: Option<Instant>,
+    pub latency: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub ttfb: Histogram<u64>,
+    pub send_lag: Histogram<u64>,
+    pub status: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub conns: ConnStats,
+    pub tally: HashMap<Vec<u8>, u64>,
+    pub responses: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Corrected latency per second of the window.
+    pub intervals: Vec<Histogram<u64>>,
+    pub in_flight_at_stop: u64,
+    pub drained: u64,
+    pub abandoned: u64,
+}
+
+/// One completed response, as the connection saw it.
+pub struct Sample {
+    /// When the schedule wanted the request sent (the send time in closed loop).
+    pub intended: Instant,
+    pub sent: Instant,
+    pub first_byte: Instant,
+    pub done: Instant,
+    pub status: u16,
+}
+
+impl Recorder {
+    pub fn new(window_start: Instant) -> Recorder {
+        Recorder {
+            window_start,
+            window_end: None,
+            latency: new_histogram(),
+            service: new_histogram(),
+            connect: new_histogram(),
+            ttfb: new_histogram(),
+            send_lag: new_histogram(),
+            status: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            conns: ConnStats::default(),
+            tally: HashMap::new(),
+            responses: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            intervals: Vec::new(),
+            in_flight_at_stop: 0,
+            drained: 0,
+            abandoned: 0,
+        }
+    }
+
+    /// Whether a request sent at `sent` belongs to the measured window.
+    pub fn counts(&self, sent: Instant) -> bool {
+        sent >= self.window_start && self.window_end.is_none_or(|end| sent < end)
+    }
+
+    /// `after_stop`: the response came in during the drain.
+    pub fn response(&mut self, s: &Sample, open_loop: bool, after_stop: bool) {
+        if !self.counts(s.sent) {
+            return;
+        }
+        let lat = micros(s.done - s.intended);
+        let _ = self.latency.record(lat);
+        let _ = self.service.record(micros(s.done - s.sent));
+        let _ = self.ttfb.record(micros(s.first_byte.saturating_duration_since(s.sent)));
+        if open_loop {
+            let _ = self.send_lag.record(micros(s.sent.saturating_duration_since(s.intended)));
+        }
+        *self.status.entry(s.status).or_insert(0) += 1;
+        self.responses += 1;
+        if let Some(h) = self.interval(s.done) {
+            let _ = h.record(lat);
+        }
+        if after_stop {
+            self.drained += 1;
+        }
+    }
+
+    /// A request that got no response within `timeout`: an error, and a latency of the timeout
+    /// (plus the send lag, for the corrected figure).
+    pub fn timeout(&mut self, intended: Instant, sent: Instant, timeout: Duration) {
+        if !self.counts(sent) {
+            return;
+        }
+        self.error("response:timeout");
+        let lat = micros(sent - intended + timeout);
+        let _ = self.latency.record(lat);
+        let _ = self.service.record(micros(timeout));
+        if let Some(h) = self.interval(sent + timeout) {
+            let _ = h.record(lat);
+        }
+    }
+
+    pub fn connected(&mut self, began: Instant, took: Duration) {
+        self.conns.opened += 1;
+        if began >= self.window_start {
+            let _ = self.connect.record(micros(took));
+        }
+    }
+
+    pub fn error(&mut self, kind: &str) {
+        match self.errors.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.errors.insert(kind.to_string(), 1);
+            }
+        }
+    }
+
+    pub fn tally(&mut self, key: &[u8]) {
+        match self.tally.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                self.tally.insert(key.to_vec(), 1);
+            }
+        }
+    }
+
+    /// The histogram of the window's second that `at` falls in (created on first use).
+    fn interval(&mut self, at: Instant) -> Option<&mut Histogram<u64>> {
+        let i = at.saturating_duration_since(self.window_start).as_secs() as usize;
+        if i > 100_000 {
+            return None;
+        }
+        while self.intervals.len() <= i {
+            self.intervals.push(new_histogram());
+        }
+        self.intervals.get_mut(i)
+    }
+}
+
+/// Classifies an I/O error for the report: "phase:kind".
+pub fn error_kind(phase: &'static str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    let kind = match e.kind() {
+        ConnectionRefused => "refused",
+        ConnectionReset => "reset",
+        ConnectionAborted => "aborted",
+        BrokenPipe => "broken-pipe",
+        TimedOut => "timeout",
+        UnexpectedEof => "premature-close",
+        AddrNotAvailable => "address-not-available",
+        _ => return format!("{phase}:errno-{}", e.raw_os_error().unwrap_or(0)),
+    };
+    format!("{phase}:{kind}")
+}
