@@ -141,7 +141,11 @@ impl Backend for Uring {
             return;
         }
         // Boxed: the kernel reads the timespec through this pointer while the op is queued.
-        let ts = Box::new(Timespec::new().sec(left.as_secs()).nsec(left.subsec_nanos()));
+        let ts = Box::new(
+            Timespec::new()
+                .sec(left.as_secs())
+                .nsec(left.subsec_nanos()),
+        );
         let sqe = opcode::Timeout::new(&*ts as *const Timespec).build();
         let _ = submit(ts, sqe).await; // ETIME is the normal completion
     }

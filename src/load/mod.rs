@@ -6,11 +6,11 @@
 
 pub mod cli;
 pub mod engine;
-pub mod run;
 pub mod origin;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod run;
 pub mod schedule;
 
 /// Parses a byte count: plain digits, or digits followed by `k`, `m` or `g` (binary multiples,

@@ -50,7 +50,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let kinds: Vec<&str> = report.errors.keys().map(String::as_str).collect();
         eprintln!(
             "ringload: no connection to {} succeeded ({})",
-            plan.targets.iter().map(|t| t.url.as_str()).collect::<Vec<_>>().join(", "),
+            plan.targets
+                .iter()
+                .map(|t| t.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             kinds.join(", ")
         );
         return 2;
@@ -68,7 +72,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 fn compare(a: &std::path::Path, b: &std::path::Path) -> i32 {
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    };
     match read(a).and_then(|x| read(b).and_then(|y| report::compare::compare(&x, &y))) {
         Ok(table) => {
             print!("{table}");
@@ -87,7 +93,10 @@ fn find_max(plan: Plan) -> i32 {
     let fm = plan.find_max.clone().expect("find_max set");
     let mut rate = fm.start_rate;
     let mut best: Option<f64> = None;
-    println!("{:>12} {:>12} {:>10} {:>10} {:>8}  verdict", "target/s", "achieved/s", "p50", "p99", "errors");
+    println!(
+        "{:>12} {:>12} {:>10} {:>10} {:>8}  verdict",
+        "target/s", "achieved/s", "p50", "p99", "errors"
+    );
     for _ in 0..64 {
         let mut step = plan.clone();
         step.rate = Some(Schedule::Constant { rate });
@@ -130,7 +139,10 @@ fn find_max(plan: Plan) -> i32 {
             0
         }
         None => {
-            println!("knee: the SLO broke at the first rate ({:.0} req/s)", fm.start_rate);
+            println!(
+                "knee: the SLO broke at the first rate ({:.0} req/s)",
+                fm.start_rate
+            );
             1
         }
     }

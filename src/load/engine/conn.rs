@@ -70,7 +70,18 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
         ctx.rec.borrow_mut().connected(began, began.elapsed());
         buf.clear();
         inflight.clear();
-        let end = serve::<B>(&ctx, &conn, &mut g, &mut buf, &mut head, &mut inflight, &mut picker, &mut timetable, &mut next_intended).await;
+        let end = serve::<B>(
+            &ctx,
+            &conn,
+            &mut g,
+            &mut buf,
+            &mut head,
+            &mut inflight,
+            &mut picker,
+            &mut timetable,
+            &mut next_intended,
+        )
+        .await;
         // Every request still in flight on a connection that ended is one error.
         let why = match &end {
             End::Stop => "drain:abandoned",
@@ -117,7 +128,9 @@ async fn serve<B: Backend>(
         let now = Instant::now();
         let stopped = ctx.stopped(now);
         while !stopped && !closing && inflight.len() < plan.pipeline {
-            if plan.close_every.is_some_and(|n| sent_here >= n) || (!plan.keepalive && sent_here >= 1) {
+            if plan.close_every.is_some_and(|n| sent_here >= n)
+                || (!plan.keepalive && sent_here >= 1)
+            {
                 break;
             }
             let intended = match *next_intended {
@@ -131,7 +144,11 @@ async fn serve<B: Backend>(
             let (a, b) = ctx.requests.spans[picker.next()];
             g.push(Src::Input, a, b);
             let sent = Instant::now();
-            inflight.push_back(InFlight { intended, sent, first_byte: None });
+            inflight.push_back(InFlight {
+                intended,
+                sent,
+                first_byte: None,
+            });
             if sent_here > 0 || answered_here > 0 {
                 ctx.rec.borrow_mut().conns.reused += 1;
             }
@@ -142,7 +159,9 @@ async fn serve<B: Backend>(
         }
         if !g.is_empty() {
             let n = g.total_len() as u64;
-            let (r, back) = conn.write_all(std::mem::take(g), Instant::now() + plan.timeout).await;
+            let (r, back) = conn
+                .write_all(std::mem::take(g), Instant::now() + plan.timeout)
+                .await;
             *g = back;
             g.clear();
             if let Err(e) = r {
@@ -154,7 +173,10 @@ async fn serve<B: Backend>(
             if stopped || ctx.stopped(Instant::now()) {
                 return End::Stop;
             }
-            if closing || plan.close_every.is_some_and(|n| sent_here >= n) || (!plan.keepalive && sent_here >= 1) {
+            if closing
+                || plan.close_every.is_some_and(|n| sent_here >= n)
+                || (!plan.keepalive && sent_here >= 1)
+            {
                 return End::Again;
             }
             // Open loop, nothing in flight: wait for the next intended send.
@@ -168,10 +190,12 @@ async fn serve<B: Backend>(
         let timeout_at = oldest.sent + plan.timeout;
         let drain_end = ctx.drain_deadline();
         let mut deadline = timeout_at.min(drain_end.unwrap_or(timeout_at));
-        if !closing && inflight.len() < plan.pipeline && !stopped {
-            if let Some(t) = *next_intended {
-                deadline = deadline.min(t);
-            }
+        if !closing
+            && inflight.len() < plan.pipeline
+            && !stopped
+            && let Some(t) = *next_intended
+        {
+            deadline = deadline.min(t);
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_BUF);
@@ -312,8 +336,16 @@ fn tally_body(tally: &mut [u8; TALLY_BODY], len: &mut usize, data: &[u8]) {
 }
 
 /// Records the oldest in-flight request as answered.
-fn complete(ctx: &ThreadCtx, inflight: &mut VecDeque<InFlight>, head: &ResponseHead, now: Instant, tally: &[u8]) {
-    let Some(f) = inflight.pop_front() else { return };
+fn complete(
+    ctx: &ThreadCtx,
+    inflight: &mut VecDeque<InFlight>,
+    head: &ResponseHead,
+    now: Instant,
+    tally: &[u8],
+) {
+    let Some(f) = inflight.pop_front() else {
+        return;
+    };
     let sample = Sample {
         intended: f.intended,
         sent: f.sent,

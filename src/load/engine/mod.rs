@@ -40,7 +40,8 @@ pub struct Shared {
 impl Shared {
     fn stop_now(&self) {
         if !self.stopped.swap(true, Ordering::SeqCst) {
-            self.stop_us.store(self.t0.elapsed().as_micros() as u64, Ordering::SeqCst);
+            self.stop_us
+                .store(self.t0.elapsed().as_micros() as u64, Ordering::SeqCst);
         }
     }
 
@@ -80,7 +81,9 @@ impl ThreadCtx {
 
     /// Takes one request from the `-n` budget (requests in the warm-up are free).
     fn take_budget(&self, now: Instant) -> bool {
-        let Some(b) = &self.shared.budget else { return true };
+        let Some(b) = &self.shared.budget else {
+            return true;
+        };
         if now < self.shared.window_start {
             return true;
         }
@@ -137,8 +140,10 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         // Connection j of the run goes to thread j % threads.
-        let conns: Vec<(usize, usize)> =
-            (t..plan.connections).step_by(threads).map(|j| (j, assignment[j])).collect();
+        let conns: Vec<(usize, usize)> = (t..plan.connections)
+            .step_by(threads)
+            .map(|j| (j, assignment[j]))
+            .collect();
         let (plan, shared) = (plan.clone(), shared.clone());
         let core = cores.get(t % cores.len().max(1)).copied();
         let h = std::thread::Builder::new()
@@ -158,7 +163,10 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
     watch(&shared, &handles, &mut progress);
     let mut recs = Vec::with_capacity(threads);
     for h in handles {
-        recs.push(h.join().map_err(|_| "a generator thread panicked".to_string())?);
+        recs.push(
+            h.join()
+                .map_err(|_| "a generator thread panicked".to_string())?,
+        );
     }
     let usage1 = rusage();
     Ok(merge(&plan, &shared, recs, usage0, usage1, threads, kind))
@@ -166,7 +174,11 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
 
 /// Waits for the threads, calling `progress` each second; Ctrl-C stops the run early (the
 /// report still comes out).
-fn watch(shared: &Shared, handles: &[std::thread::JoinHandle<Recorder>], progress: &mut impl FnMut(f64, u64, u64)) {
+fn watch(
+    shared: &Shared,
+    handles: &[std::thread::JoinHandle<Recorder>],
+    progress: &mut impl FnMut(f64, u64, u64),
+) {
     let mut next = Instant::now() + Duration::from_secs(1);
     while handles.iter().any(|h| !h.is_finished()) {
         if INTERRUPTED.load(Ordering::Relaxed) {
@@ -177,7 +189,11 @@ fn watch(shared: &Shared, handles: &[std::thread::JoinHandle<Recorder>], progres
         if now >= next && now > shared.window_start {
             next += Duration::from_secs(1);
             let s = now.duration_since(shared.window_start).as_secs_f64();
-            progress(s, shared.responses.load(Ordering::Relaxed), shared.errors.load(Ordering::Relaxed));
+            progress(
+                s,
+                shared.responses.load(Ordering::Relaxed),
+                shared.errors.load(Ordering::Relaxed),
+            );
         }
     }
 }
@@ -185,7 +201,11 @@ fn watch(shared: &Shared, handles: &[std::thread::JoinHandle<Recorder>], progres
 /// Set by the SIGINT handler the CLI installs.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-async fn thread_main<B: Backend>(plan: Arc<Plan>, shared: Arc<Shared>, conns: Vec<(usize, usize)>) -> Recorder {
+async fn thread_main<B: Backend>(
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    conns: Vec<(usize, usize)>,
+) -> Recorder {
     let open_loop = plan.rate.is_some();
     let ctx = Rc::new(ThreadCtx {
         requests: Requests::render(&plan),
@@ -198,7 +218,10 @@ async fn thread_main<B: Backend>(plan: Arc<Plan>, shared: Arc<Shared>, conns: Ve
     B::sleep_until(shared.t0).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(conns.len().max(1));
     for &(j, group) in &conns {
-        let timetable = plan.rate.as_ref().map(|s| Timetable::new(s, j, plan.connections));
+        let timetable = plan
+            .rate
+            .as_ref()
+            .map(|s| Timetable::new(s, j, plan.connections));
         let (ctx, tx) = (ctx.clone(), tx.clone());
         B::spawn(async move {
             conn::run::<B>(ctx, group, timetable).await;
@@ -232,7 +255,9 @@ fn merge(
     kind: io::Kind,
 ) -> RunReport {
     let end = shared.stop_instant().unwrap_or_else(Instant::now);
-    let duration_s = end.saturating_duration_since(shared.window_start).as_secs_f64();
+    let duration_s = end
+        .saturating_duration_since(shared.window_start)
+        .as_secs_f64();
     let mut r = RunReport {
         config: RunConfig {
             urls: plan.targets.iter().map(|t| t.url.clone()).collect(),
@@ -244,7 +269,9 @@ fn merge(
                 None => "closed".to_string(),
                 Some(s) => schedule_name(s),
             },
-            target_rate: plan.rate.as_ref().map_or(0.0, |s| mean_rate(s, Duration::from_secs_f64(duration_s.max(0.001)))),
+            target_rate: plan.rate.as_ref().map_or(0.0, |s| {
+                mean_rate(s, Duration::from_secs_f64(duration_s.max(0.001)))
+            }),
             io: match kind {
                 io::Kind::Uring => "io_uring".to_string(),
                 io::Kind::Epoll => "epoll".to_string(),
@@ -289,7 +316,9 @@ fn merge(
             *r.errors.entry(k).or_insert(0) += v;
         }
         for (k, v) in rec.tally {
-            *r.tally.entry(String::from_utf8_lossy(&k).into_owned()).or_insert(0) += v;
+            *r.tally
+                .entry(String::from_utf8_lossy(&k).into_owned())
+                .or_insert(0) += v;
         }
         r.responses += rec.responses;
         r.bytes_read += rec.bytes_read;
@@ -301,7 +330,8 @@ fn merge(
         r.abandoned += rec.abandoned;
         for (i, h) in rec.intervals.iter().enumerate() {
             while r.intervals.len() <= i {
-                r.intervals.push((r.intervals.len() as f64, new_histogram()));
+                r.intervals
+                    .push((r.intervals.len() as f64, new_histogram()));
             }
             let _ = r.intervals[i].1.add(h);
         }
@@ -312,7 +342,11 @@ fn merge(
     r.cost = Cost {
         user_s: user,
         sys_s: sys,
-        cpu_us_per_request: if r.responses > 0 { (user + sys) * 1e6 / r.responses as f64 } else { 0.0 },
+        cpu_us_per_request: if r.responses > 0 {
+            (user + sys) * 1e6 / r.responses as f64
+        } else {
+            0.0
+        },
         core_use_pct: (user + sys) / (wall * threads as f64) * 100.0,
         max_rss_kb: u1.2,
     };
@@ -323,7 +357,9 @@ fn merge(
 fn schedule_name(s: &Schedule) -> String {
     match s {
         Schedule::Constant { rate } => format!("constant:{rate}"),
-        Schedule::Step { start, step, every } => format!("step:{start},{step},{}s", every.as_secs_f64()),
+        Schedule::Step { start, step, every } => {
+            format!("step:{start},{step},{}s", every.as_secs_f64())
+        }
         Schedule::Ramp { from, to, over } => format!("ramp:{from},{to},{}s", over.as_secs_f64()),
         Schedule::Poisson { rate, seed } => format!("poisson:{rate},seed={seed}"),
     }
@@ -334,16 +370,29 @@ fn schedule_name(s: &Schedule) -> String {
 fn verdict(r: &RunReport, plan: &Plan) -> Verdict {
     let mut reasons = Vec::new();
     if r.cost.core_use_pct > 80.0 {
-        reasons.push(format!("the generator used {:.0}% of its cores (over 80%)", r.cost.core_use_pct));
+        reasons.push(format!(
+            "the generator used {:.0}% of its cores (over 80%)",
+            r.cost.core_use_pct
+        ));
     }
-    if plan.rate.is_some() && r.send_lag.len() > 0 {
+    if plan.rate.is_some() && !r.send_lag.is_empty() {
         let p99 = r.send_lag.value_at_quantile(0.99);
         if p99 > 1_000 {
-            reasons.push(format!("it fell behind its schedule (p99 send lag {:.1} ms)", p99 as f64 / 1000.0));
+            reasons.push(format!(
+                "it fell behind its schedule (p99 send lag {:.1} ms)",
+                p99 as f64 / 1000.0
+            ));
         }
         if r.config.target_rate > 0.0 && r.rate() < 0.95 * r.config.target_rate {
-            reasons.push(format!("it reached {:.0} of the {:.0} req/s asked", r.rate(), r.config.target_rate));
+            reasons.push(format!(
+                "it reached {:.0} of the {:.0} req/s asked",
+                r.rate(),
+                r.config.target_rate
+            ));
         }
     }
-    Verdict { trustworthy: reasons.is_empty(), reasons }
+    Verdict {
+        trustworthy: reasons.is_empty(),
+        reasons,
+    }
 }

@@ -84,9 +84,13 @@ impl Recorder {
         let lat = micros(s.done - s.intended);
         let _ = self.latency.record(lat);
         let _ = self.service.record(micros(s.done - s.sent));
-        let _ = self.ttfb.record(micros(s.first_byte.saturating_duration_since(s.sent)));
+        let _ = self
+            .ttfb
+            .record(micros(s.first_byte.saturating_duration_since(s.sent)));
         if open_loop {
-            let _ = self.send_lag.record(micros(s.sent.saturating_duration_since(s.intended)));
+            let _ = self
+                .send_lag
+                .record(micros(s.sent.saturating_duration_since(s.intended)));
         }
         *self.status.entry(s.status).or_insert(0) += 1;
         self.responses += 1;

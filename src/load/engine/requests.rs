@@ -17,13 +17,20 @@ impl Requests {
     pub fn render(plan: &Plan) -> Requests {
         let mut bytes = Vec::new();
         let mut spans = Vec::with_capacity(plan.targets.len());
-        let has_host = plan.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:"));
+        let has_host = plan
+            .headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("host:"));
         for t in &plan.targets {
             let start = bytes.len();
             bytes.extend_from_slice(format!("{} {} HTTP/1.1\r\n", plan.method, t.path).as_bytes());
             if !has_host {
                 let default_port = if t.tls { 443 } else { 80 };
-                let host = if t.port == default_port { t.host.clone() } else { format!("{}:{}", t.host, t.port) };
+                let host = if t.port == default_port {
+                    t.host.clone()
+                } else {
+                    format!("{}:{}", t.host, t.port)
+                };
                 bytes.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
             }
             for h in &plan.headers {
@@ -31,7 +38,9 @@ impl Requests {
                 bytes.extend_from_slice(b"\r\n");
             }
             if !plan.body.is_empty() || matches!(plan.method.as_str(), "POST" | "PUT" | "PATCH") {
-                bytes.extend_from_slice(format!("Content-Length: {}\r\n", plan.body.len()).as_bytes());
+                bytes.extend_from_slice(
+                    format!("Content-Length: {}\r\n", plan.body.len()).as_bytes(),
+                );
             }
             if !plan.keepalive {
                 bytes.extend_from_slice(b"Connection: close\r\n");
@@ -40,7 +49,11 @@ impl Requests {
             bytes.extend_from_slice(&plan.body);
             spans.push((start, bytes.len()));
         }
-        Requests { bytes, spans, head_only: plan.method == "HEAD" }
+        Requests {
+            bytes,
+            spans,
+            head_only: plan.method == "HEAD",
+        }
     }
 }
 
@@ -56,7 +69,11 @@ impl Weighted {
     pub fn new(items: Vec<(usize, u32)>) -> Weighted {
         let total = items.iter().map(|&(_, w)| w as i64).sum();
         let current = vec![0; items.len()];
-        Weighted { items: items.into_iter().map(|(i, w)| (i, w as i64)).collect(), current, total }
+        Weighted {
+            items: items.into_iter().map(|(i, w)| (i, w as i64)).collect(),
+            current,
+            total,
+        }
     }
 
     pub fn next(&mut self) -> usize {
@@ -99,7 +116,11 @@ impl Groups {
     /// Which address group each of `conns` connections uses, spread by total weight.
     pub fn assign(&self, conns: usize) -> Vec<usize> {
         let mut w = Weighted::new(
-            self.members.iter().enumerate().map(|(g, m)| (g, m.iter().map(|x| x.1).sum())).collect(),
+            self.members
+                .iter()
+                .enumerate()
+                .map(|(g, m)| (g, m.iter().map(|x| x.1).sum()))
+                .collect(),
         );
         (0..conns).map(|_| w.next()).collect()
     }

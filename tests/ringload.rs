@@ -1,0 +1,377 @@
+//! ringload against `ringload origin` (and through ringproxy): the numbers it reports agree
+//! with what the origin counted, the corrected latency sees an injected stall, the output
+//! files parse back, and bad input gets a one-line error and a non-zero exit.
+
+mod common;
+use common::*;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ringproxy::load::report::compare::{Json, parse_json};
+use ringproxy::load::report::json_schema::{JSON_SCHEMA, validate};
+
+fn ringload(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringload"))
+        .args(args)
+        .output()
+        .expect("run ringload")
+}
+
+fn num(j: &Json, path: &str) -> f64 {
+    match j.at(path) {
+        Some(Json::Num(n)) => *n,
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+/// The origin's counters for `port`, read from its stats file.
+fn origin_count(stats: &std::path::Path, port: u16, key: &str) -> f64 {
+    let text = std::fs::read_to_string(stats).unwrap();
+    num(&parse_json(&text).unwrap(), &format!("ports/{port}/{key}"))
+}
+
+fn wait_stats(stats: &std::path::Path) {
+    std::thread::sleep(Duration::from_millis(350)); // the origin rewrites the file every 100 ms
+    assert!(stats.exists());
+}
+
+#[test]
+fn counts_match_what_the_origin_counted_and_json_matches_its_schema() {
+    let port = free_port();
+    let dir = temp_dir("rl-counts");
+    let stats = dir.join("stats.json");
+    let _o = start_origin(&[port], &["--stats-file", stats.to_str().unwrap()]);
+    let json = dir.join("run.json");
+    let url = format!("http://127.0.0.1:{port}/?status=201");
+    let out = ringload(&[
+        "-c",
+        "8",
+        "-t",
+        "2",
+        "-n",
+        "5000",
+        "-p",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let j = parse_json(&text).unwrap();
+    let schema = parse_json(JSON_SCHEMA).unwrap();
+    let errs = validate(&schema, &j);
+    assert!(errs.is_empty(), "schema: {errs:?}");
+    wait_stats(&stats);
+    assert_eq!(num(&j, "responses"), 5000.0);
+    assert_eq!(num(&j, "status/201"), 5000.0);
+    assert_eq!(origin_count(&stats, port, "requests"), 5000.0);
+    assert_eq!(origin_count(&stats, port, "status/201"), 5000.0);
+    assert_eq!(
+        num(&j, "bytes_read"),
+        origin_count(&stats, port, "bytes_out")
+    );
+    // The origin also counted the harness's readiness probe.
+    assert_eq!(
+        num(&j, "conns/opened"),
+        origin_count(&stats, port, "connections") - 1.0
+    );
+    assert_eq!(num(&j, "latency/count"), 5000.0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("201: 5000"), "{stdout}");
+}
+
+#[test]
+fn warmup_requests_run_but_are_not_counted() {
+    let port = free_port();
+    let dir = temp_dir("rl-warmup");
+    let stats = dir.join("stats.json");
+    let _o = start_origin(&[port], &["--stats-file", stats.to_str().unwrap()]);
+    let json = dir.join("run.json");
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = ringload(&[
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "-n",
+        "300",
+        "--warmup",
+        "500ms",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    wait_stats(&stats);
+    assert_eq!(num(&j, "responses"), 300.0);
+    assert!(
+        origin_count(&stats, port, "requests") > 400.0,
+        "the warm-up must have sent requests too"
+    );
+}
+
+#[test]
+fn tally_shows_how_the_balancer_split_the_tutorial_load() {
+    let (a, b) = (free_port(), free_port());
+    let _o = start_origin(&[a, b], &[]);
+    let conf = format!(
+        "{}RewriteRule ^/service1/(.*) balancer://t/service1/$1 [P,L]\n",
+        balancer_conf("t", &[a, b], &[], "")
+    );
+    let p = start_proxy("rl-tally", &conf, 2);
+    let url = format!("http://127.0.0.1:{}/service1/index.html", p.port);
+    let out = ringload(&["-c", "4", "-t", "2", "-n", "2000", "--tally", "body", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    for port in [a, b] {
+        let line = s
+            .lines()
+            .find(|l| l.contains(&format!("Server response, port {port}")))
+            .unwrap_or_else(|| panic!("no tally line for {port}: {s}"));
+        assert!(line.contains(" 1000 ") && line.contains("50.00%"), "{line}");
+    }
+}
+
+#[test]
+fn corrected_p99_reflects_a_one_second_stall_at_a_fixed_rate() {
+    let port = free_port();
+    let mut o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-stall");
+    let json = dir.join("run.json");
+    let url = format!("http://127.0.0.1:{port}/");
+    let pid = o.pid();
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: stops and resumes our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_secs(1));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let out = ringload(&[
+        "-c",
+        "20",
+        "-t",
+        "1",
+        "-R",
+        "500",
+        "-d",
+        "5s",
+        "--timeout",
+        "3s",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    staller.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let corrected = num(&j, "latency/p99");
+    let service = num(&j, "service/p99");
+    assert!(
+        corrected >= 800_000.0,
+        "corrected p99 {corrected} µs does not show the 1 s stall"
+    );
+    assert!(
+        service < 200_000.0,
+        "service p99 {service} µs: only the requests in flight at the stall waited"
+    );
+    let _ = o.stop(libc::SIGTERM, Duration::from_secs(5));
+}
+
+#[test]
+fn hgrm_and_hlog_parse_back() {
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-files");
+    let (hgrm, hlog, svg) = (dir.join("l.hgrm"), dir.join("l.hlog"), dir.join("l.svg"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = ringload(&[
+        "-c",
+        "4",
+        "-t",
+        "1",
+        "-R",
+        "2000",
+        "-d",
+        "2s",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    );
+    assert!(rows[1..].iter().all(|r| r.len() == 4));
+    let total: u64 = rows.last().unwrap()[2].parse().unwrap();
+    assert!(total > 3000, "{total}");
+    let log = std::fs::read(&hlog).unwrap();
+    let mut d = Deserializer::new();
+    let mut count = 0u64;
+    let mut intervals = 0;
+    for e in IntervalLogIterator::new(&log) {
+        if let Ok(LogEntry::Interval(i)) = e {
+            let bytes = base64_decode(i.encoded_histogram());
+            let h: hdrhistogram::Histogram<u64> = d.deserialize(&mut &bytes[..]).unwrap();
+            count += h.len();
+            intervals += 1;
+        }
+    }
+    assert!(intervals >= 2);
+    assert_eq!(count, total);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
+
+/// Standard base64 (the .hlog encoding), without a crate.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= (val(c) as u32) << (18 - 6 * i);
+        }
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn fail_if_sets_the_exit_code_and_compare_diffs_two_runs() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-failif");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let ok = ringload(&[
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "-n",
+        "500",
+        "--fail-if",
+        "errors>1%",
+        "--json",
+        a.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let slow = format!("http://127.0.0.1:{port}/?delay=20");
+    let bad = ringload(&[
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "-n",
+        "50",
+        "--fail-if",
+        "p99<1ms",
+        "--json",
+        b.to_str().unwrap(),
+        &slow,
+    ]);
+    let _ = bad;
+    let fail = ringload(&[
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "-n",
+        "50",
+        "--fail-if",
+        "p99>1ms",
+        &slow,
+    ]);
+    assert_eq!(fail.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&fail.stdout).contains("fail-if: p99"));
+    let cmp = ringload(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    let t = String::from_utf8_lossy(&cmp.stdout);
+    assert!(t.contains("rate") && t.contains("p99"), "{t}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_a_nonzero_exit() {
+    let dead = free_port();
+    for (args, want) in [
+        (vec!["-c", "1", "-n", "1", "htp:/nope"], "URL"),
+        (
+            vec!["-t", "4", "-c", "8", "-R", "2", "http://127.0.0.1:1/"],
+            "below the 4 threads",
+        ),
+        (vec!["-c", "1000000", "http://127.0.0.1:1/"], "ulimit -n"),
+    ] {
+        let out = ringload(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let url = format!("http://127.0.0.1:{dead}/");
+    let out = ringload(&["-c", "2", "-d", "500ms", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no connection") && err.contains("connect:refused"),
+        "{err}"
+    );
+}
