@@ -11,8 +11,9 @@ use std::time::Instant;
 use super::ThreadCtx;
 use super::recorder::{Sample, error_kind};
 use super::requests::Weighted;
+use super::wire::Wire;
 use crate::http::{self, BodyFraming, ChunkedScanner, Parsed, ResponseHead};
-use crate::io::{Backend, Conn, Gather, Src};
+use crate::io::{Backend, Gather, Src};
 use crate::load::plan::Tally;
 use crate::load::schedule::Timetable;
 
@@ -70,7 +71,7 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
         ctx.rec.borrow_mut().connected(began, began.elapsed());
         buf.clear();
         inflight.clear();
-        let end = serve::<B>(
+        let end = serve::<B, _>(
             &ctx,
             &conn,
             &mut g,
@@ -105,9 +106,9 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
 
 /// Runs requests on one connection until it must be replaced or the run is over.
 #[allow(clippy::too_many_arguments)] // the connection's long-lived state, owned by `run`
-async fn serve<B: Backend>(
+async fn serve<B: Backend, W: Wire>(
     ctx: &ThreadCtx,
-    conn: &B::Conn,
+    conn: &W,
     g: &mut Gather,
     buf: &mut Vec<u8>,
     head: &mut ResponseHead,

@@ -5,6 +5,7 @@
 mod conn;
 mod recorder;
 mod requests;
+mod wire;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,0 +1,25 @@
+//! The byte stream a connection's requests and responses travel on: the plain socket, or TLS
+//! over it. This is the one place where TLS wraps the socket; `conn.rs` only sees `Wire`.
+
+use std::io;
+use std::time::Instant;
+
+use crate::io::{Conn, Gather};
+
+#[allow(async_fn_in_trait)] // generator threads are single-threaded by design
+pub trait Wire {
+    /// As `io::Conn::read`: appends to `buf`; Ok(0) is end of stream.
+    async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
+    /// As `io::Conn::write_all`.
+    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
+}
+
+impl<C: Conn> Wire for C {
+    async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
+        Conn::read(self, buf, deadline).await
+    }
+
+    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
+        Conn::write_all(self, g, deadline).await
+    }
+}
