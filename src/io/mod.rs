@@ -130,6 +130,11 @@ impl Gather {
         self.segs.iter().map(|s| (s.2 - s.1) as usize).sum()
     }
 
+    /// The bytes of each segment, in order (for wires that transform them, such as TLS).
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.segs.iter().map(|&s| self.slice(s))
+    }
+
     fn slice(&self, seg: (Src, u32, u32)) -> &[u8] {
         let buf = match seg.0 {
             Src::Input => &self.input,

@@ -12,6 +12,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod schedule;
+pub mod tls;
 
 /// Parses a byte count: plain digits, or digits followed by `k`, `m` or `g` (binary multiples,
 /// case-insensitive; `16k` is 16384, `1g` is 1073741824).

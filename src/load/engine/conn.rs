@@ -9,13 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::ThreadCtx;
-use super::recorder::{Sample, error_kind};
+use super::recorder::{self, Sample};
 use super::requests::Weighted;
 use super::wire::Wire;
 use crate::http::{self, BodyFraming, ChunkedScanner, Parsed, ResponseHead};
 use crate::io::{Backend, Gather, Src};
 use crate::load::plan::Tally;
 use crate::load::schedule::Timetable;
+use crate::load::tls::{self, MaybeTls, TlsWire};
 
 const READ_BUF: usize = 64 * 1024;
 /// Bytes of a body kept for `--tally body`.
@@ -54,12 +55,34 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut head = ResponseHead::new();
     let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(ctx.plan.pipeline);
+    // https://: the run's TLS config and the name the group's (first) target is checked for.
+    let target = &ctx.plan.targets[ctx.groups.members[group][0].0];
+    let tls = match (&ctx.tls, target.tls) {
+        (Some(config), true) => match tls::server_name(&target.host) {
+            Ok(name) => Some((config.clone(), name)),
+            Err(_) => return ctx.count_error("connect:tls-bad-name"),
+        },
+        _ => None,
+    };
     loop {
         if ctx.stopped(Instant::now()) {
             return;
         }
         let began = Instant::now();
-        let conn = match B::connect(addr, began + ctx.plan.connect_timeout).await {
+        let deadline = began + ctx.plan.connect_timeout;
+        let conn = match B::connect(addr, deadline).await {
+            Ok(c) => match &tls {
+                None => Ok(MaybeTls::Plain(c)),
+                // The handshake counts in the connect time and its timeout.
+                Some((config, name)) => {
+                    TlsWire::handshake(c, name.clone(), config.clone(), deadline)
+                        .await
+                        .map(|w| MaybeTls::Tls(Box::new(w)))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 ctx.count_error(&error_kind("connect", &e));
@@ -125,26 +148,28 @@ async fn serve<B: Backend, W: Wire>(
     let mut tally_len = 0usize;
     let mut closing = false;
     loop {
-        // Send what the schedule and the pipeline allow.
+        // Send what the schedule and the pipeline allow. Closed-loop pipelines refill in
+        // batches (once half empty), so one write carries several requests, as wrk's does.
         let now = Instant::now();
         let stopped = ctx.stopped(now);
-        while !stopped && !closing && inflight.len() < plan.pipeline {
+        let refill = next_intended.is_some() || inflight.len() <= plan.pipeline / 2;
+        while refill && !stopped && !closing && inflight.len() < plan.pipeline {
             if plan.close_every.is_some_and(|n| sent_here >= n)
                 || (!plan.keepalive && sent_here >= 1)
             {
                 break;
             }
             let intended = match *next_intended {
-                Some(t) if t > Instant::now() => break,
+                Some(t) if t > now => break,
                 Some(t) => t,
-                None => Instant::now(),
+                None => now,
             };
-            if !ctx.take_budget(Instant::now()) {
+            if !ctx.take_budget(now) {
                 break;
             }
             let (a, b) = ctx.requests.spans[picker.next()];
             g.push(Src::Input, a, b);
-            let sent = Instant::now();
+            let sent = now;
             inflight.push_back(InFlight {
                 intended,
                 sent,
@@ -161,7 +186,7 @@ async fn serve<B: Backend, W: Wire>(
         if !g.is_empty() {
             let n = g.total_len() as u64;
             let (r, back) = conn
-                .write_all(std::mem::take(g), Instant::now() + plan.timeout)
+                .write_all(std::mem::take(g), now + plan.timeout)
                 .await;
             *g = back;
             g.clear();
@@ -171,7 +196,7 @@ async fn serve<B: Backend, W: Wire>(
             ctx.rec.borrow_mut().bytes_written += n;
         }
         if inflight.is_empty() {
-            if stopped || ctx.stopped(Instant::now()) {
+            if stopped {
                 return End::Stop;
             }
             if closing
@@ -189,7 +214,7 @@ async fn serve<B: Backend, W: Wire>(
         // Read until the oldest response's timeout, or the next intended send if a slot is free.
         let oldest = &inflight[0];
         let timeout_at = oldest.sent + plan.timeout;
-        let drain_end = ctx.drain_deadline();
+        let drain_end = if stopped { ctx.drain_deadline() } else { None };
         let mut deadline = timeout_at.min(drain_end.unwrap_or(timeout_at));
         if !closing
             && inflight.len() < plan.pipeline
@@ -363,5 +388,14 @@ fn complete(
     drop(rec);
     if counted {
         ctx.shared.responses.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The error tally's name for `e`: TLS failures by what went wrong (`connect:tls-cert-...`),
+/// the rest as the recorder names them.
+fn error_kind(phase: &'static str, e: &io::Error) -> String {
+    match tls::error_kind(e) {
+        Some(kind) => format!("{phase}:{kind}"),
+        None => recorder::error_kind(phase, e),
     }
 }

@@ -5,7 +5,7 @@
 mod conn;
 mod recorder;
 mod requests;
-mod wire;
+pub(crate) mod wire;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -64,6 +64,9 @@ pub struct ThreadCtx {
     pub requests: Requests,
     pub groups: Groups,
     pub open_loop: bool,
+    /// The run's one TLS client configuration (its session cache lets reconnects resume);
+    /// None when no target is `https://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ThreadCtx {
@@ -74,9 +77,6 @@ impl ThreadCtx {
 
     /// After the stop, in-flight requests may run until this deadline.
     fn drain_deadline(&self) -> Option<Instant> {
-        if !self.stopped(Instant::now()) {
-            return None;
-        }
         self.shared.stop_instant().map(|s| s + self.shared.drain)
     }
 
@@ -114,6 +114,10 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
         (IoChoice::Auto, Err(_)) => io::Kind::Epoll,
     };
     let plan = Arc::new(plan);
+    let tls = match plan.targets.iter().any(|t| t.tls) {
+        true => Some(crate::load::tls::client_config(plan.insecure)?),
+        false => None,
+    };
     let threads = plan.threads.clamp(1, plan.connections.max(1));
     let t0 = Instant::now() + Duration::from_millis(20);
     let window_start = t0 + plan.warmup;
@@ -145,7 +149,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
             .step_by(threads)
             .map(|j| (j, assignment[j]))
             .collect();
-        let (plan, shared) = (plan.clone(), shared.clone());
+        let (plan, shared, tls) = (plan.clone(), shared.clone(), tls.clone());
         let core = cores.get(t % cores.len().max(1)).copied();
         let h = std::thread::Builder::new()
             .name(format!("ringload-{t}"))
@@ -154,8 +158,8 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
                     core_affinity::set_for_current(core);
                 }
                 match kind {
-                    io::Kind::Uring => Uring::block_on(thread_main::<Uring>(plan, shared, conns)),
-                    io::Kind::Epoll => Epoll::block_on(thread_main::<Epoll>(plan, shared, conns)),
+                    io::Kind::Uring => Uring::block_on(thread_main::<Uring>(plan, shared, tls, conns)),
+                    io::Kind::Epoll => Epoll::block_on(thread_main::<Epoll>(plan, shared, tls, conns)),
                 }
             })
             .map_err(|e| format!("could not start a generator thread: {e}"))?;
@@ -205,6 +209,7 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 async fn thread_main<B: Backend>(
     plan: Arc<Plan>,
     shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     conns: Vec<(usize, usize)>,
 ) -> Recorder {
     let open_loop = plan.rate.is_some();
@@ -213,6 +218,7 @@ async fn thread_main<B: Backend>(
         groups: Groups::new(&plan.targets),
         rec: RefCell::new(Recorder::new(shared.window_start)),
         open_loop,
+        tls,
         plan: plan.clone(),
         shared: shared.clone(),
     });
