@@ -81,7 +81,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -90,7 +95,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -392,6 +402,57 @@ impl<C: Conn> Wire for MaybeTls<C> {
         match self {
             MaybeTls::Plain(c) => Conn::write_all(c, g, deadline).await,
             MaybeTls::Tls(t) => Wire::write_all(&**t, g, deadline).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_strip_ipv6_brackets_and_keep_ips_out_of_sni() {
+        assert!(matches!(
+            server_name("[::1]").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("127.0.0.1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("example.com").unwrap(),
+            ServerName::DnsName(_)
+        ));
+        assert!(server_name("bad name").is_err());
+    }
+
+    #[test]
+    fn tls_failures_get_short_kinds() {
+        let cert = tls_error(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(
+            error_kind(&cert).as_deref(),
+            Some("tls-cert-unknown-issuer")
+        );
+        let alert = tls_error(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
+        assert_eq!(
+            error_kind(&alert).as_deref(),
+            Some("tls-alert-handshake-failure")
+        );
+        assert!(cert.to_string().starts_with("tls: "));
+        assert_eq!(error_kind(&io::Error::other("plain")), None);
+        assert_eq!(error_kind(&io::ErrorKind::TimedOut.into()), None);
+    }
+
+    #[test]
+    fn configs_build_both_ways() {
+        for insecure in [false, true] {
+            let c = client_config(insecure).unwrap();
+            assert_eq!(c.alpn_protocols, vec![b"http/1.1".to_vec()]);
         }
     }
 }
