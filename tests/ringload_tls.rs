@@ -242,6 +242,15 @@ fn https_with_insecure_counts_match_the_origin() {
         2000.0 * (BODY.len() + "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n".len()) as f64
     );
 
+    // The epoll fallback carries TLS the same way.
+    let before = origin.requests();
+    let j = run_json(
+        &["--insecure", "--io", "epoll", "-c", "2", "-n", "200", &url],
+        &dir.join("epoll.json"),
+    );
+    assert_eq!(num(&j, "status/200"), 200.0);
+    assert_eq!(settle(&origin, before + 200), before + 200);
+
     // Pipelined requests with a body larger than rustls's 64 KiB send buffer.
     let before = origin.requests();
     let body = dir.join("body");
@@ -309,4 +318,19 @@ fn a_self_signed_certificate_is_refused_without_insecure() {
     );
     assert_eq!(origin.requests(), 0);
     assert!(origin.counts.failed.load(Ordering::SeqCst) >= 2);
+
+    // https:// to a plain-HTTP port names that too.
+    let port = free_port();
+    let _plain = start_origin(&[port], &[]);
+    let out = ringload(&[
+        "--insecure",
+        "-c",
+        "1",
+        "-d",
+        "300ms",
+        &format!("https://127.0.0.1:{port}/"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("connect:tls-not-a-tls-server"), "{err}");
 }

@@ -138,6 +138,11 @@ pub fn error_kind(e: &io::Error) -> Option<String> {
         E::PeerMisbehaved(_) => "tls-peer-misbehaved".to_string(),
         E::DecryptError => "tls-decrypt".to_string(),
         E::NoApplicationProtocol => "tls-no-alpn".to_string(),
+        // The first bytes back were no TLS record: most likely a plain-HTTP port.
+        E::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+            | rustls::InvalidMessage::UnknownProtocolVersion,
+        ) => "tls-not-a-tls-server".to_string(),
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => "tls-bad-message".to_string(),
         E::InappropriateHandshakeMessage { .. } => "tls-bad-handshake".to_string(),
         E::PeerSentOversizedRecord => "tls-oversized-record".to_string(),
