@@ -367,7 +367,8 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let url = format!("http://127.0.0.1:{dead}/");
-    let out = ringload(&["-c", "2", "-d", "500ms", &url]);
+    // -n would never be reached: the run must still end, with the error.
+    let out = ringload(&["-c", "2", "-n", "100", "--connect-timeout", "200ms", &url]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

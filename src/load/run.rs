@@ -48,13 +48,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
     if report.responses == 0 && report.conns.opened == 0 {
         let kinds: Vec<&str> = report.errors.keys().map(String::as_str).collect();
+        let hint = if kinds.iter().any(|k| k.contains("tls-cert")) && !plan.insecure {
+            "; --insecure accepts a self-signed certificate"
+        } else {
+            ""
+        };
+        let urls: Vec<&str> = plan.targets.iter().map(|t| t.url.as_str()).collect();
         eprintln!(
-            "ringload: no connection to {} succeeded ({})",
-            plan.targets
-                .iter()
-                .map(|t| t.url.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            "ringload: no connection to {} succeeded ({}){hint}",
+            urls.join(", "),
             kinds.join(", ")
         );
         return 2;

@@ -92,6 +92,7 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
             }
         };
         ctx.rec.borrow_mut().connected(began, began.elapsed());
+        ctx.shared.connected.fetch_add(1, Ordering::Relaxed);
         buf.clear();
         inflight.clear();
         let end = serve::<B, _>(
@@ -185,9 +186,7 @@ async fn serve<B: Backend, W: Wire>(
         }
         if !g.is_empty() {
             let n = g.total_len() as u64;
-            let (r, back) = conn
-                .write_all(std::mem::take(g), now + plan.timeout)
-                .await;
+            let (r, back) = conn.write_all(std::mem::take(g), now + plan.timeout).await;
             *g = back;
             g.clear();
             if let Err(e) = r {

@@ -36,6 +36,8 @@ pub struct Shared {
     drain: Duration,
     pub responses: AtomicU64,
     pub errors: AtomicU64,
+    /// Successful connects so far (a target that refuses every one ends the run early).
+    pub connected: AtomicU64,
 }
 
 impl Shared {
@@ -137,6 +139,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
         drain: plan.drain,
         responses: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        connected: AtomicU64::new(0),
     });
     let groups = Groups::new(&plan.targets);
     let assignment = groups.assign(plan.connections);
@@ -158,14 +161,21 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
                     core_affinity::set_for_current(core);
                 }
                 match kind {
-                    io::Kind::Uring => Uring::block_on(thread_main::<Uring>(plan, shared, tls, conns)),
-                    io::Kind::Epoll => Epoll::block_on(thread_main::<Epoll>(plan, shared, tls, conns)),
+                    io::Kind::Uring => {
+                        Uring::block_on(thread_main::<Uring>(plan, shared, tls, conns))
+                    }
+                    io::Kind::Epoll => {
+                        Epoll::block_on(thread_main::<Epoll>(plan, shared, tls, conns))
+                    }
                 }
             })
             .map_err(|e| format!("could not start a generator thread: {e}"))?;
         handles.push(h);
     }
-    watch(&shared, &handles, &mut progress);
+    // A target that refuses every connection for this long ends the run (it would never end
+    // in -n mode otherwise).
+    let give_up = (plan.connect_timeout * 2).max(Duration::from_secs(2));
+    watch(&shared, &handles, give_up, &mut progress);
     let mut recs = Vec::with_capacity(threads);
     for h in handles {
         recs.push(
@@ -182,11 +192,14 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
 fn watch(
     shared: &Shared,
     handles: &[std::thread::JoinHandle<Recorder>],
+    give_up: Duration,
     progress: &mut impl FnMut(f64, u64, u64),
 ) {
     let mut next = Instant::now() + Duration::from_secs(1);
     while handles.iter().any(|h| !h.is_finished()) {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if INTERRUPTED.load(Ordering::Relaxed)
+            || (shared.connected.load(Ordering::Relaxed) == 0 && shared.t0.elapsed() > give_up)
+        {
             shared.stop_now();
         }
         std::thread::sleep(Duration::from_millis(20));
