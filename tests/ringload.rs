@@ -376,3 +376,44 @@ fn bad_input_gets_one_line_and_a_nonzero_exit() {
         "{err}"
     );
 }
+
+#[test]
+fn find_max_steps_the_rate_up_until_the_slo_breaks() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    // Four connections to an origin that takes 5 ms per request top out near 800 req/s.
+    let url = format!("http://127.0.0.1:{port}/?delay=5");
+    let out = ringload(&[
+        "-c",
+        "4",
+        "-t",
+        "1",
+        "--find-max",
+        "--slo",
+        "p99<100ms",
+        "--start-rate",
+        "200",
+        "--step-factor",
+        "2",
+        "--step-duration",
+        "1s",
+        &url,
+    ]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let knee = s
+        .lines()
+        .find(|l| l.starts_with("knee: "))
+        .unwrap_or_else(|| panic!("{s}"));
+    let rate: f64 = knee.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((200.0..=800.0).contains(&rate), "{s}");
+    assert!(
+        s.contains("SLO broken") || s.contains("generator limit"),
+        "{s}"
+    );
+}

@@ -111,7 +111,7 @@ fn find_max(plan: Plan) -> i32 {
                 return 2;
             }
         };
-        let broken = failif::evaluate(&fm.slo, &r);
+        let broken = failif::unmet(&fm.slo, &r);
         let late = !r.verdict.trustworthy;
         println!(
             "{:>12.0} {:>12.0} {:>10} {:>10} {:>8}  {}",

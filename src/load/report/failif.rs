@@ -146,6 +146,27 @@ pub fn evaluate(conds: &[Condition], r: &RunReport) -> Vec<String> {
         .collect()
 }
 
+/// One message per condition that does NOT hold (an SLO clause that broke), e.g.
+/// `p99 120ms >= 100ms` for the clause `p99<100ms`.
+pub fn unmet(conds: &[Condition], r: &RunReport) -> Vec<String> {
+    conds
+        .iter()
+        .filter_map(|c| {
+            let v = measure(c.metric, r);
+            let negated = Condition {
+                op: match c.op {
+                    Cmp::Lt => Cmp::Ge,
+                    Cmp::Le => Cmp::Gt,
+                    Cmp::Gt => Cmp::Le,
+                    Cmp::Ge => Cmp::Lt,
+                },
+                ..c.clone()
+            };
+            (!holds(c.op, v, c.value)).then(|| describe(&negated, v))
+        })
+        .collect()
+}
+
 /// `p99 7.20ms > 5ms`, `errors 0.25% > 0.1%`, `rate 812.3 req/s < 1000 req/s`.
 pub fn describe(c: &Condition, measured: f64) -> String {
     let op = op_str(c.op);
