@@ -111,7 +111,10 @@ fn find_max(plan: Plan) -> i32 {
                 return 2;
             }
         };
-        let broken = failif::unmet(&fm.slo, &r);
+        let mut broken = failif::unmet(&fm.slo, &r);
+        if r.responses == 0 {
+            broken.push(format!("no responses ({} errors)", r.error_count()));
+        }
         let late = !r.verdict.trustworthy;
         println!(
             "{:>12.0} {:>12.0} {:>10} {:>10} {:>8}  {}",
