@@ -594,9 +594,10 @@ fn bad_input_exits_2() {
     assert!(err.contains("--bogus"), "{err}");
     let (code, err) = run(&["origin", "--port", "0"]);
     assert_eq!(code, 2, "{err}");
+    // Without a subcommand ringload is the load generator, which needs a URL.
     let (code, err) = run(&[]);
     assert_eq!(code, 2);
-    assert!(err.contains("available: origin"), "{err}");
+    assert!(err.contains("no URL given"), "{err}");
     // A port someone else listens on.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
