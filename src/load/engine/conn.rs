@@ -265,25 +265,27 @@ async fn serve<B: Backend, W: Wire>(
             }
             Err(e) => return End::Lost(error_kind("read", &e)),
         }
-        // Consume every complete response in the buffer.
+        // Consume every complete response in the buffer; `pos` is where unconsumed bytes
+        // start, and the buffer is compacted once per read, not per response.
+        let mut pos = 0;
         loop {
             match &mut phase {
                 Phase::Head => {
-                    match http::parse_response(buf, ctx.requests.head_only, 1 << 20, head) {
+                    match http::parse_response(&buf[pos..], ctx.requests.head_only, 1 << 20, head) {
                         Ok(Parsed::Complete) if head.status < 200 => {
-                            buf.drain(..head.head_len);
+                            pos += head.head_len;
                             continue;
                         }
                         Ok(Parsed::Complete) => {
                             if let Some(Tally::Header(name)) = &plan.tally {
-                                let v = head.field(buf, name).unwrap_or(b"-");
+                                let v = head.field(&buf[pos..], name).unwrap_or(b"-");
                                 tally_len = v.len().min(TALLY_BODY);
                                 tally[..tally_len].copy_from_slice(&v[..tally_len]);
                             } else {
                                 tally_len = 0;
                             }
                             closing |= head.conn_close;
-                            buf.drain(..head.head_len);
+                            pos += head.head_len;
                             phase = match head.body {
                                 BodyFraming::None | BodyFraming::Length(0) => {
                                     complete(ctx, inflight, head, now, &tally[..tally_len]);
@@ -300,11 +302,11 @@ async fn serve<B: Backend, W: Wire>(
                     }
                 }
                 Phase::Length(left) => {
-                    let take = (*left).min(buf.len() as u64) as usize;
+                    let take = (*left).min((buf.len() - pos) as u64) as usize;
                     if matches!(plan.tally, Some(Tally::Body)) {
-                        tally_body(&mut tally, &mut tally_len, &buf[..take]);
+                        tally_body(&mut tally, &mut tally_len, &buf[pos..pos + take]);
                     }
-                    buf.drain(..take);
+                    pos += take;
                     *left -= take as u64;
                     if *left > 0 {
                         break;
@@ -315,14 +317,14 @@ async fn serve<B: Backend, W: Wire>(
                 }
                 Phase::Chunked(sc) => {
                     let body_tally = matches!(plan.tally, Some(Tally::Body));
-                    let scanned = sc.scan(buf, |d| {
+                    let scanned = sc.scan(&buf[pos..], |d| {
                         if body_tally {
                             tally_body(&mut tally, &mut tally_len, d);
                         }
                     });
                     match scanned {
                         Ok((n, done)) => {
-                            buf.drain(..n);
+                            pos += n;
                             if !done {
                                 break;
                             }
@@ -335,19 +337,20 @@ async fn serve<B: Backend, W: Wire>(
                 }
                 Phase::UntilClose => {
                     if matches!(plan.tally, Some(Tally::Body)) {
-                        tally_body(&mut tally, &mut tally_len, buf);
+                        tally_body(&mut tally, &mut tally_len, &buf[pos..]);
                     }
-                    buf.clear();
+                    pos = buf.len();
                     break;
                 }
             }
-            if buf.is_empty() {
+            if pos == buf.len() {
                 break;
             }
             if let Some(f) = inflight.front_mut() {
                 f.first_byte.get_or_insert(now);
             }
         }
+        buf.drain(..pos);
         if closing && inflight.is_empty() {
             return End::Again;
         }

@@ -329,8 +329,13 @@ fn merge(
         let _ = r.connect.add(&rec.connect);
         let _ = r.ttfb.add(&rec.ttfb);
         let _ = r.send_lag.add(&rec.send_lag);
-        for (k, v) in rec.status {
-            *r.status.entry(k).or_insert(0) += v;
+        for (code, &n) in rec
+            .status_counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+        {
+            *r.status.entry(code as u16).or_insert(0) += n;
         }
         for (k, v) in rec.errors {
             *r.errors.entry(k).or_insert(0) += v;

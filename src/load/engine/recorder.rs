@@ -23,7 +23,8 @@ pub struct Recorder {
     pub connect: Histogram<u64>,
     pub ttfb: Histogram<u64>,
     pub send_lag: Histogram<u64>,
-    pub status: BTreeMap<u16, u64>,
+    /// Responses per status code (100..=999), indexed by the code.
+    pub status_counts: Box<[u64; 1000]>,
     pub errors: BTreeMap<String, u64>,
     pub conns: ConnStats,
     pub tally: HashMap<Vec<u8>, u64>,
@@ -57,7 +58,7 @@ impl Recorder {
             connect: new_histogram(),
             ttfb: new_histogram(),
             send_lag: new_histogram(),
-            status: BTreeMap::new(),
+            status_counts: Box::new([0; 1000]),
             errors: BTreeMap::new(),
             conns: ConnStats::default(),
             tally: HashMap::new(),
@@ -92,7 +93,7 @@ impl Recorder {
                 .send_lag
                 .record(micros(s.sent.saturating_duration_since(s.intended)));
         }
-        *self.status.entry(s.status).or_insert(0) += 1;
+        self.status_counts[usize::from(s.status.min(999))] += 1;
         self.responses += 1;
         if let Some(h) = self.interval(s.done) {
             let _ = h.record(lat);
