@@ -417,3 +417,84 @@ fn find_max_steps_the_rate_up_until_the_slo_breaks() {
         "{s}"
     );
 }
+
+#[test]
+fn ramp_and_poisson_schedules_send_what_they_promise() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-sched");
+    let url = format!("http://127.0.0.1:{port}/");
+    // A ramp from 100 to 500 req/s over 2 s sends the integral: 600 requests.
+    let json = dir.join("ramp.json");
+    let out = ringload(&[
+        "-c",
+        "8",
+        "-t",
+        "1",
+        "--schedule",
+        "ramp:100,500,2s",
+        "-d",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let n = num(&j, "responses");
+    assert!((570.0..=630.0).contains(&n), "ramp sent {n}, want ~600");
+    // Poisson at 400 req/s for 2 s: about 800, and gaps vary (not a constant spacing).
+    let json = dir.join("poisson.json");
+    let out = ringload(&[
+        "-c",
+        "8",
+        "-t",
+        "1",
+        "-R",
+        "400",
+        "--schedule",
+        "poisson",
+        "--seed",
+        "7",
+        "-d",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let n = num(&j, "responses");
+    assert!((680.0..=920.0).contains(&n), "poisson sent {n}, want ~800");
+}
+
+#[test]
+fn a_terminal_gets_a_live_progress_line() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let url = format!("http://127.0.0.1:{port}/");
+    // `script` gives ringload a pseudo-terminal, as an interactive user would have.
+    let cmd = format!(
+        "{} -c 2 -t 1 -d 2500ms {url}",
+        env!("CARGO_BIN_EXE_ringload")
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines = text.matches("\r[").count();
+    assert!(lines >= 2, "expected a progress line each second: {text:?}");
+    assert!(
+        text.contains("responses") && text.contains("req/s"),
+        "{text}"
+    );
+}
