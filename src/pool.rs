@@ -18,9 +18,6 @@ struct Idle<C> {
 pub struct Pool<C> {
     /// Indexed by `MemberKey::slot`.
     stacks: Vec<Vec<Idle<C>>>,
-    /// Backend connections this shard opened, and checkouts served from the pool.
-    pub opened: u64,
-    pub reused: u64,
 }
 
 /// Where a member's stack sits: the member's position over all balancers, in config order.
@@ -33,8 +30,6 @@ impl<C: Conn> Pool<C> {
     pub fn new(members: usize) -> Pool<C> {
         Pool {
             stacks: (0..members).map(|_| Vec::new()).collect(),
-            opened: 0,
-            reused: 0,
         }
     }
 
@@ -45,7 +40,6 @@ impl<C: Conn> Pool<C> {
         while let Some(idle) = stack.pop() {
             let expired = ttl.is_some_and(|ttl| now.duration_since(idle.since) >= ttl);
             if !expired && idle.conn.is_idle_alive() {
-                self.reused += 1;
                 return Some(idle.conn);
             }
         }
@@ -74,9 +68,5 @@ impl<C: Conn> Pool<C> {
                 ttl.is_none_or(|t| now.duration_since(i.since) < t) && i.conn.is_idle_alive()
             });
         }
-    }
-
-    pub fn idle_count(&self) -> usize {
-        self.stacks.iter().map(Vec::len).sum()
     }
 }

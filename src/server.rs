@@ -93,6 +93,7 @@ pub fn run(config: Config, opts: Options) -> i32 {
             return 1;
         }
     };
+    errlog.set_level(config.log_level);
     for w in &config.warnings {
         errlog.write("warn", "core", w);
     }
@@ -246,6 +247,7 @@ fn reload(control: &Control, opts: &Options) {
             for w in &config.warnings {
                 control.errlog.write("warn", "core", w);
             }
+            control.errlog.set_level(config.log_level);
             control.install(Shared::new(config, old.generation + 1));
             control
                 .errlog

@@ -449,7 +449,6 @@ impl<B: Backend> Client<B> {
                 }
                 match connect::<B>(spec, cfg).await {
                     Ok(c) => {
-                        epoch.pool.borrow_mut().opened += 1;
                         bal.mark_ok(m);
                         break (pick, c, false);
                     }
@@ -478,11 +477,26 @@ impl<B: Backend> Client<B> {
             let outcome = self
                 .forward_and_relay(epoch, shard, pick.spec(), &be, x)
                 .await;
-            if reused && !fresh_only && matches!(outcome, Outcome::Stale) {
-                // A reused connection died before any response byte: the request is replayed
-                // once on a fresh connection. If the member itself is gone, that connect fails and
-                // the pick fails over like any other.
+            if !fresh_only && matches!(outcome, Outcome::Stale) {
+                // The connection died before any response byte, and the request can be
+                // replayed: once, on a fresh connection. A reused connection may just have
+                // been closed idle; a fresh one that resets means the member is failing (a
+                // killed process whose socket still accepted), so it goes in error state and
+                // the replay fails over.
                 be.shutdown(Shutdown::Both);
+                if !reused {
+                    let m = pick.index();
+                    let msg = format!(
+                        "AH01102: member {} reset a new connection; disabling it",
+                        pick.spec().url
+                    );
+                    shard
+                        .control
+                        .errlog
+                        .write_client("error", "proxy", Some(self.peer), &msg);
+                    bal.mark_error(m, now_ms());
+                    exclude |= 1 << m;
+                }
                 fresh_only = true;
                 x.failed_picks.push(pick);
                 continue;
