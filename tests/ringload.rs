@@ -498,3 +498,59 @@ fn a_terminal_gets_a_live_progress_line() {
         "{text}"
     );
 }
+
+#[test]
+fn a_schedule_that_falls_to_zero_ends_on_time_and_unsent_requests_are_reported() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-backlog");
+    // A ramp down to 0 req/s: connections wait for a send that never comes; the run must still
+    // end at -d.
+    let t0 = std::time::Instant::now();
+    let out = ringload(&[
+        "-c",
+        "4",
+        "-t",
+        "1",
+        "--schedule",
+        "ramp:50,0,1s",
+        "-d",
+        "2s",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
+    // One connection to a 200 ms origin cannot send 100 req/s: the requests that were due but
+    // never sent are errors with their waiting time as latency, not silently dropped.
+    let json = dir.join("b.json");
+    let url = format!("http://127.0.0.1:{port}/?delay=200");
+    let out = ringload(&[
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "-R",
+        "100",
+        "-d",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(out.status.success());
+    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let unsent = num(&j, "errors/unsent:backlog");
+    let responses = num(&j, "responses");
+    assert!(
+        unsent + responses >= 190.0,
+        "{unsent} unsent + {responses} responses of ~200 scheduled"
+    );
+    assert!(
+        num(&j, "latency/max") > 1_000_000.0,
+        "the backlog's waiting time is in the latency"
+    );
+}

@@ -19,6 +19,8 @@ use crate::load::schedule::Timetable;
 use crate::load::tls::{self, MaybeTls, TlsWire};
 
 const READ_BUF: usize = 64 * 1024;
+/// How often a waiting connection looks at the stop flag.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// Bytes of a body kept for `--tally body`.
 const TALLY_BODY: usize = 64;
 
@@ -94,6 +96,7 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
         ctx.rec.borrow_mut().connected(began, began.elapsed());
         ctx.shared.connected.fetch_add(1, Ordering::Relaxed);
         buf.clear();
+        head.reset();
         inflight.clear();
         let end = serve::<B, _>(
             &ctx,
@@ -123,6 +126,19 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
             }
         }
         if matches!(end, End::Stop) {
+            // Requests the schedule wanted sent before the stop but that never went out (the
+            // connection was busy) are the coordinated omission at the end of a run: each is
+            // an error and a latency of at least (stop - intended).
+            if let (Some(t), Some(stop)) = (timetable.as_mut(), ctx.shared.stop_instant()) {
+                let mut rec = ctx.rec.borrow_mut();
+                while let Some(due) = next_intended.filter(|&d| d < stop) {
+                    if rec.counts(due) {
+                        rec.unsent(due, stop);
+                        ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    next_intended = Some(ctx.shared.t0 + t.next());
+                }
+            }
             return;
         }
     }
@@ -154,7 +170,10 @@ async fn serve<B: Backend, W: Wire>(
         let now = Instant::now();
         let stopped = ctx.stopped(now);
         let refill = next_intended.is_some() || inflight.len() <= plan.pipeline / 2;
-        while refill && !stopped && !closing && inflight.len() < plan.pipeline {
+        let conn_done = closing
+            || plan.close_every.is_some_and(|n| sent_here >= n)
+            || (!plan.keepalive && sent_here >= 1);
+        while refill && !stopped && !conn_done && inflight.len() < plan.pipeline {
             if plan.close_every.is_some_and(|n| sent_here >= n)
                 || (!plan.keepalive && sent_here >= 1)
             {
@@ -176,7 +195,7 @@ async fn serve<B: Backend, W: Wire>(
                 sent,
                 first_byte: None,
             });
-            if sent_here > 0 || answered_here > 0 {
+            if (sent_here > 0 || answered_here > 0) && ctx.rec.borrow().in_window(now) {
                 ctx.rec.borrow_mut().conns.reused += 1;
             }
             sent_here += 1;
@@ -192,30 +211,39 @@ async fn serve<B: Backend, W: Wire>(
             if let Err(e) = r {
                 return End::Lost(error_kind("write", &e));
             }
-            ctx.rec.borrow_mut().bytes_written += n;
+            let mut rec = ctx.rec.borrow_mut();
+            if rec.in_window(now) {
+                rec.bytes_written += n;
+            }
         }
         if inflight.is_empty() {
             if stopped {
                 return End::Stop;
             }
-            if closing
+            if conn_done
                 || plan.close_every.is_some_and(|n| sent_here >= n)
                 || (!plan.keepalive && sent_here >= 1)
             {
                 return End::Again;
             }
-            // Open loop, nothing in flight: wait for the next intended send.
+            // Open loop, nothing in flight: wait for the next intended send, in slices so a
+            // stop (or a schedule that has gone to 0) is noticed.
             if let Some(t) = *next_intended {
-                B::sleep_until(t).await;
+                B::sleep_until(t.min(Instant::now() + STOP_POLL)).await;
             }
             continue;
         }
         // Read until the oldest response's timeout, or the next intended send if a slot is free.
         let oldest = &inflight[0];
         let timeout_at = oldest.sent + plan.timeout;
-        let drain_end = if stopped { ctx.drain_deadline() } else { None };
+        // The drain deadline is known in advance for a duration run; a stop (-n, Ctrl-C) is
+        // noticed within STOP_POLL.
+        let drain_end = ctx.drain_deadline();
         let mut deadline = timeout_at.min(drain_end.unwrap_or(timeout_at));
-        if !closing
+        if !stopped {
+            deadline = deadline.min(now + STOP_POLL.max(plan.timeout / 4));
+        }
+        if !conn_done
             && inflight.len() < plan.pipeline
             && !stopped
             && let Some(t) = *next_intended
@@ -231,7 +259,9 @@ async fn serve<B: Backend, W: Wire>(
         match r {
             Ok(0) => {
                 let mut rec = ctx.rec.borrow_mut();
-                rec.conns.closed_by_server += 1;
+                if rec.in_window(now) {
+                    rec.conns.closed_by_server += 1;
+                }
                 if matches!(phase, Phase::UntilClose) {
                     drop(rec);
                     complete(ctx, inflight, head, now, &tally[..tally_len]);
@@ -241,7 +271,11 @@ async fn serve<B: Backend, W: Wire>(
                 return End::Lost("read:premature-close".to_string());
             }
             Ok(n) => {
-                ctx.rec.borrow_mut().bytes_read += n as u64;
+                let mut rec = ctx.rec.borrow_mut();
+                if rec.in_window(now) {
+                    rec.bytes_read += n as u64;
+                }
+                drop(rec);
                 if inflight[0].first_byte.is_none() {
                     inflight[0].first_byte = Some(now);
                 }

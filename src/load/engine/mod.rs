@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::io::{self, Backend, Epoll, Uring};
 use crate::load::plan::{IoChoice, Plan, Schedule, Stop};
 use crate::load::report::model::{Cost, RunConfig, RunReport, Verdict, new_histogram};
-use crate::load::schedule::{Timetable, mean_rate};
+use crate::load::schedule::{Timetable, cumulative};
 use recorder::Recorder;
 use requests::{Groups, Requests};
 
@@ -42,10 +42,12 @@ pub struct Shared {
 
 impl Shared {
     fn stop_now(&self) {
-        if !self.stopped.swap(true, Ordering::SeqCst) {
-            self.stop_us
-                .store(self.t0.elapsed().as_micros() as u64, Ordering::SeqCst);
-        }
+        // The instant goes first, so a thread that sees `stopped` also sees when.
+        let at = self.t0.elapsed().as_micros().max(1) as u64;
+        let _ = self
+            .stop_us
+            .compare_exchange(0, at, Ordering::SeqCst, Ordering::SeqCst);
+        self.stopped.store(true, Ordering::SeqCst);
     }
 
     /// When the stop happened (or will, for a duration run), once it is known.
@@ -144,7 +146,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
     let groups = Groups::new(&plan.targets);
     let assignment = groups.assign(plan.connections);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let usage0 = rusage();
+    let mut usage = [(0.0, 0.0, 0u64); 2];
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         // Connection j of the run goes to thread j % threads.
@@ -175,7 +177,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
     // A target that refuses every connection for this long ends the run (it would never end
     // in -n mode otherwise).
     let give_up = (plan.connect_timeout * 2).max(Duration::from_secs(2));
-    watch(&shared, &handles, give_up, &mut progress);
+    watch(&shared, &handles, give_up, &mut usage, &mut progress);
     let mut recs = Vec::with_capacity(threads);
     for h in handles {
         recs.push(
@@ -183,8 +185,12 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
                 .map_err(|_| "a generator thread panicked".to_string())?,
         );
     }
-    let usage1 = rusage();
-    Ok(merge(&plan, &shared, recs, usage0, usage1, threads, kind))
+    if usage[1].0 == 0.0 {
+        usage[1] = rusage();
+    }
+    Ok(merge(
+        &plan, &shared, recs, usage[0], usage[1], threads, kind,
+    ))
 }
 
 /// Waits for the threads, calling `progress` each second; Ctrl-C stops the run early (the
@@ -193,8 +199,12 @@ fn watch(
     shared: &Shared,
     handles: &[std::thread::JoinHandle<Recorder>],
     give_up: Duration,
+    usage: &mut [(f64, f64, u64); 2],
     progress: &mut impl FnMut(f64, u64, u64),
 ) {
+    // The generator's own cost is taken over the measured window only: resource usage is
+    // sampled when the window opens and at the stop (warm-up and drain excluded).
+    let mut sampled = [false; 2];
     let mut next = Instant::now() + Duration::from_secs(1);
     while handles.iter().any(|h| !h.is_finished()) {
         if INTERRUPTED.load(Ordering::Relaxed)
@@ -202,8 +212,16 @@ fn watch(
         {
             shared.stop_now();
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
         let now = Instant::now();
+        if !sampled[0] && now >= shared.window_start {
+            usage[0] = rusage();
+            sampled[0] = true;
+        }
+        if sampled[0] && !sampled[1] && shared.stop_instant().is_some_and(|s| now >= s) {
+            usage[1] = rusage();
+            sampled[1] = true;
+        }
         if now >= next && now > shared.window_start {
             next += Duration::from_secs(1);
             let s = now.duration_since(shared.window_start).as_secs_f64();
@@ -289,9 +307,10 @@ fn merge(
                 None => "closed".to_string(),
                 Some(s) => schedule_name(s),
             },
-            target_rate: plan.rate.as_ref().map_or(0.0, |s| {
-                mean_rate(s, Duration::from_secs_f64(duration_s.max(0.001)))
-            }),
+            target_rate: plan
+                .rate
+                .as_ref()
+                .map_or(0.0, |s| window_rate(s, plan.warmup, duration_s)),
             io: match kind {
                 io::Kind::Uring => "io_uring".to_string(),
                 io::Kind::Epoll => "epoll".to_string(),
@@ -356,14 +375,14 @@ fn merge(
         for (i, h) in rec.intervals.iter().enumerate() {
             while r.intervals.len() <= i {
                 r.intervals
-                    .push((r.intervals.len() as f64, new_histogram()));
+                    .push((r.intervals.len() as f64, recorder::interval_histogram()));
             }
             let _ = r.intervals[i].1.add(h);
         }
     }
     r.in_flight_at_stop = r.drained + r.abandoned;
     let (user, sys) = (u1.0 - u0.0, u1.1 - u0.1);
-    let wall = shared.t0.elapsed().as_secs_f64().max(1e-9);
+    let wall = duration_s.max(1e-9);
     r.cost = Cost {
         user_s: user,
         sys_s: sys,
@@ -377,6 +396,12 @@ fn merge(
     };
     r.verdict = verdict(&r, plan);
     r
+}
+
+/// The schedule's mean rate over the measured window [warm-up, warm-up + duration).
+fn window_rate(s: &Schedule, warmup: Duration, duration_s: f64) -> f64 {
+    let end = warmup + Duration::from_secs_f64(duration_s.max(0.001));
+    (cumulative(s, end) - cumulative(s, warmup)) / duration_s.max(0.001)
 }
 
 fn schedule_name(s: &Schedule) -> String {

@@ -118,11 +118,26 @@ impl Recorder {
         }
     }
 
+    /// A request the schedule wanted sent at `due` that had not gone out at the stop.
+    pub fn unsent(&mut self, due: Instant, stop: Instant) {
+        self.error("unsent:backlog");
+        let lat = micros(stop.saturating_duration_since(due));
+        let _ = self.latency.record(lat);
+        if let Some(h) = self.interval(stop) {
+            let _ = h.record(lat);
+        }
+    }
+
     pub fn connected(&mut self, began: Instant, took: Duration) {
-        self.conns.opened += 1;
         if began >= self.window_start {
+            self.conns.opened += 1;
             let _ = self.connect.record(micros(took));
         }
+    }
+
+    /// Whether traffic counters (bytes, reuse, server closes) should count `now`.
+    pub fn in_window(&self, now: Instant) -> bool {
+        now >= self.window_start
     }
 
     pub fn error(&mut self, kind: &str) {
@@ -150,10 +165,16 @@ impl Recorder {
             return None;
         }
         while self.intervals.len() <= i {
-            self.intervals.push(new_histogram());
+            self.intervals.push(interval_histogram());
         }
         self.intervals.get_mut(i)
     }
+}
+
+/// Per-second histograms keep 2 significant digits: one per thread per second of a long run
+/// must stay small (about 20 KB, not the 190 KB of a 3-digit one).
+pub fn interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("histogram bounds")
 }
 
 /// Classifies an I/O error for the report: "phase:kind".
