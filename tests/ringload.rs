@@ -18,6 +18,21 @@ fn ringload(args: &[&str]) -> Output {
         .expect("run ringload")
 }
 
+/// Runs ringload with `--json` into `dir`, asserts it succeeded, and returns the parsed report.
+fn ringload_json(dir: &std::path::Path, name: &str, args: &[&str]) -> Json {
+    let path = dir.join(name);
+    let mut all: Vec<&str> = args.to_vec();
+    let p = path.to_str().unwrap().to_string();
+    all.extend(["--json", p.as_str()]);
+    let out = ringload(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_json(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 fn num(j: &Json, path: &str) -> f64 {
     match j.at(path) {
         Some(Json::Num(n)) => *n,
@@ -92,27 +107,9 @@ fn warmup_requests_run_but_are_not_counted() {
     let dir = temp_dir("rl-warmup");
     let stats = dir.join("stats.json");
     let _o = start_origin(&[port], &["--stats-file", stats.to_str().unwrap()]);
-    let json = dir.join("run.json");
     let url = format!("http://127.0.0.1:{port}/");
-    let out = ringload(&[
-        "-c",
-        "2",
-        "-t",
-        "1",
-        "-n",
-        "300",
-        "--warmup",
-        "500ms",
-        "--json",
-        json.to_str().unwrap(),
-        &url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let args = ["-c", "2", "-t", "1", "-n", "300", "--warmup", "500ms", &url];
+    let j = ringload_json(&dir, "run.json", &args);
     wait_stats(&stats);
     assert_eq!(num(&j, "responses"), 300.0);
     assert!(
@@ -425,8 +422,7 @@ fn ramp_and_poisson_schedules_send_what_they_promise() {
     let dir = temp_dir("rl-sched");
     let url = format!("http://127.0.0.1:{port}/");
     // A ramp from 100 to 500 req/s over 2 s sends the integral: 600 requests.
-    let json = dir.join("ramp.json");
-    let out = ringload(&[
+    let args = [
         "-c",
         "8",
         "-t",
@@ -435,21 +431,12 @@ fn ramp_and_poisson_schedules_send_what_they_promise() {
         "ramp:100,500,2s",
         "-d",
         "2s",
-        "--json",
-        json.to_str().unwrap(),
         &url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let n = num(&j, "responses");
+    ];
+    let n = num(&ringload_json(&dir, "ramp.json", &args), "responses");
     assert!((570.0..=630.0).contains(&n), "ramp sent {n}, want ~600");
-    // Poisson at 400 req/s for 2 s: about 800, and gaps vary (not a constant spacing).
-    let json = dir.join("poisson.json");
-    let out = ringload(&[
+    // Poisson at 400 req/s for 2 s: about 800.
+    let args = [
         "-c",
         "8",
         "-t",
@@ -462,17 +449,9 @@ fn ramp_and_poisson_schedules_send_what_they_promise() {
         "7",
         "-d",
         "2s",
-        "--json",
-        json.to_str().unwrap(),
         &url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let n = num(&j, "responses");
+    ];
+    let n = num(&ringload_json(&dir, "poisson.json", &args), "responses");
     assert!((680.0..=920.0).contains(&n), "poisson sent {n}, want ~800");
 }
 
@@ -526,23 +505,12 @@ fn a_schedule_that_falls_to_zero_ends_on_time_and_unsent_requests_are_reported()
     );
     // One connection to a 200 ms origin cannot send 100 req/s: the requests that were due but
     // never sent are errors with their waiting time as latency, not silently dropped.
-    let json = dir.join("b.json");
     let url = format!("http://127.0.0.1:{port}/?delay=200");
-    let out = ringload(&[
-        "-c",
-        "1",
-        "-t",
-        "1",
-        "-R",
-        "100",
-        "-d",
-        "2s",
-        "--json",
-        json.to_str().unwrap(),
-        &url,
-    ]);
-    assert!(out.status.success());
-    let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let j = ringload_json(
+        &dir,
+        "b.json",
+        &["-c", "1", "-t", "1", "-R", "100", "-d", "2s", &url],
+    );
     let unsent = num(&j, "errors/unsent:backlog");
     let responses = num(&j, "responses");
     assert!(

@@ -427,7 +427,8 @@ fn verdict(r: &RunReport, plan: &Plan) -> Verdict {
     }
     if plan.rate.is_some() && !r.send_lag.is_empty() {
         let p99 = r.send_lag.value_at_quantile(0.99);
-        if p99 > 1_000 {
+        // A few ms of lag is scheduling noise on a busy host; more means the generator lagged.
+        if p99 > 5_000 {
             reasons.push(format!(
                 "it fell behind its schedule (p99 send lag {:.1} ms)",
                 p99 as f64 / 1000.0
