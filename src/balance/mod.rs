@@ -460,47 +460,26 @@ impl Balancer {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    use std::time::Duration;
 
     use crate::conf::model::{BalancerSpec, LbMethodKind, MemberSpec, StickySpec};
 
     pub fn member(name: &str, lf: u32) -> MemberSpec {
-        MemberSpec {
-            url: format!("http://{name}"),
-            host: name.to_string(),
-            port: 80,
-            path: String::new(),
-            addrs: Vec::new(),
-            route: String::new(),
-            redirect: String::new(),
-            lbfactor: lf * 100,
-            lbset: 0,
-            status: 0,
-            retry: Duration::from_secs(60),
-            timeout: None,
-            connection_timeout: None,
-            ttl: None,
-            max: None,
-            enable_reuse: true,
-        }
+        let mut m = MemberSpec::with_defaults(
+            format!("http://{name}"),
+            name.to_string(),
+            80,
+            String::new(),
+            Vec::new(),
+        );
+        m.lbfactor = lf * 100;
+        m
     }
 
     pub fn spec(method: LbMethodKind, members: Vec<MemberSpec>) -> BalancerSpec {
-        BalancerSpec {
-            name: "balancer://t".to_string(),
-            implicit: false,
-            lbmethod: method,
-            sticky: None,
-            sticky_sep: Some(b'.'),
-            scolonpathdelim: false,
-            nofailover: false,
-            max_attempts: None,
-            timeout: None,
-            force_recovery: true,
-            fail_on_status: Vec::new(),
-            denied: false,
-            members,
-        }
+        let mut b = BalancerSpec::with_defaults("balancer://t", false);
+        b.lbmethod = method;
+        b.members = members;
+        b
     }
 
     pub fn lfs(method: LbMethodKind, lfs: &[u32]) -> BalancerSpec {

@@ -2,7 +2,6 @@
 //! `balancer://NAME[/path]` URLs, and resolving a member's host into its `MemberSpec`.
 
 use std::net::ToSocketAddrs;
-use std::time::Duration;
 
 use super::ConfError;
 use super::model::MemberSpec;
@@ -120,22 +119,11 @@ pub(super) fn member_base(item: &Item, w: &Word, u: &WorkerUrl) -> Result<Member
     if addrs.is_empty() {
         return Err(item.err_at(w, format!("could not resolve host name {bare}: no address")));
     }
-    Ok(MemberSpec {
-        url: u.normalized.clone(),
-        host: u.host.clone(),
-        port: u.port,
-        path: u.path.clone(),
+    Ok(MemberSpec::with_defaults(
+        u.normalized.clone(),
+        u.host.clone(),
+        u.port,
+        u.path.clone(),
         addrs,
-        route: String::new(),
-        redirect: String::new(),
-        lbfactor: 100,
-        lbset: 0,
-        status: 0,
-        retry: Duration::from_secs(60),
-        timeout: None,
-        connection_timeout: None,
-        ttl: None,
-        max: None,
-        enable_reuse: true,
-    })
+    ))
 }

@@ -268,6 +268,28 @@ pub struct BalancerSpec {
     pub members: Vec<MemberSpec>,
 }
 
+impl BalancerSpec {
+    /// A balancer with httpd's defaults (byrequests, '.' route separator, forcerecovery On)
+    /// and no members yet.
+    pub fn with_defaults(name: &str, implicit: bool) -> BalancerSpec {
+        BalancerSpec {
+            name: name.to_string(),
+            implicit,
+            lbmethod: LbMethodKind::ByRequests,
+            sticky: None,
+            sticky_sep: Some(b'.'),
+            scolonpathdelim: false,
+            nofailover: false,
+            max_attempts: None,
+            timeout: None,
+            force_recovery: true,
+            fail_on_status: Vec::new(),
+            denied: false,
+            members: Vec::new(),
+        }
+    }
+}
+
 /// Member status flags, as httpd's `status=` letters.
 pub mod status {
     pub const DISABLED: u16 = 1 << 0; // D
@@ -313,6 +335,37 @@ pub struct MemberSpec {
     pub max: Option<u32>,
     /// `enablereuse` (default On; `disablereuse=On` clears it).
     pub enable_reuse: bool,
+}
+
+impl MemberSpec {
+    /// A member at `url` with every parameter at httpd's default (loadfactor 1, retry 60 s,
+    /// reuse on).
+    pub fn with_defaults(
+        url: String,
+        host: String,
+        port: u16,
+        path: String,
+        addrs: Vec<SocketAddr>,
+    ) -> MemberSpec {
+        MemberSpec {
+            url,
+            host,
+            port,
+            path,
+            addrs,
+            route: String::new(),
+            redirect: String::new(),
+            lbfactor: 100,
+            lbset: 0,
+            status: 0,
+            retry: Duration::from_secs(60),
+            timeout: None,
+            connection_timeout: None,
+            ttl: None,
+            max: None,
+            enable_reuse: true,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -63,21 +63,7 @@ fn balancer_index(b: &mut Builder, item: &Item, name: &str, implicit: bool) -> u
     if let Some(&i) = b.balancer_index.get(name) {
         return i;
     }
-    let spec = BalancerSpec {
-        name: name.to_string(),
-        implicit,
-        lbmethod: LbMethodKind::ByRequests,
-        sticky: None,
-        sticky_sep: Some(b'.'),
-        scolonpathdelim: false,
-        nofailover: false,
-        max_attempts: None,
-        timeout: None,
-        force_recovery: true,
-        fail_on_status: Vec::new(),
-        denied: false,
-        members: Vec::new(),
-    };
+    let spec = BalancerSpec::with_defaults(name, implicit);
     b.balancers.push(BalancerBuild {
         spec,
         members: Vec::new(),
