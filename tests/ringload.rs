@@ -522,3 +522,20 @@ fn a_schedule_that_falls_to_zero_ends_on_time_and_unsent_requests_are_reported()
         "the backlog's waiting time is in the latency"
     );
 }
+
+#[test]
+fn requests_pipelined_behind_a_connection_close_are_sent_again_not_counted_as_errors() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-requeue");
+    // Every response says Connection: close; three more requests are pipelined behind each.
+    let url = format!("http://127.0.0.1:{port}/?close=1");
+    let j = ringload_json(
+        &dir,
+        "r.json",
+        &["-c", "2", "-t", "1", "-p", "4", "-n", "200", &url],
+    );
+    assert_eq!(num(&j, "responses"), 200.0);
+    assert_eq!(num(&j, "error_count"), 0.0);
+    assert!(num(&j, "conns/opened") >= 200.0);
+}

@@ -57,6 +57,9 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut head = ResponseHead::new();
     let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(ctx.plan.pipeline);
+    // Intended send times of requests the server never processed (pipelined behind a
+    // `Connection: close` response): sent first on the next connection, keeping their times.
+    let mut requeue: VecDeque<Instant> = VecDeque::with_capacity(ctx.plan.pipeline);
     // https://: the run's TLS config and the name the group's (first) target is checked for.
     let target = &ctx.plan.targets[ctx.groups.members[group][0].0];
     let tls = match (&ctx.tls, target.tls) {
@@ -67,8 +70,23 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
         _ => None,
     };
     loop {
-        if ctx.stopped(Instant::now()) {
-            return;
+        let now = Instant::now();
+        if ctx.stopped(now) {
+            // Requeued requests still go out until the drain deadline; then they are errors.
+            if requeue.is_empty() {
+                return;
+            }
+            if ctx.drain_deadline().is_some_and(|d| now >= d) {
+                let mut rec = ctx.rec.borrow_mut();
+                for due in requeue.drain(..) {
+                    if rec.counts(due) {
+                        rec.error("drain:abandoned");
+                        rec.abandoned += 1;
+                        ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                return;
+            }
         }
         let began = Instant::now();
         let deadline = began + ctx.plan.connect_timeout;
@@ -105,15 +123,20 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
             &mut buf,
             &mut head,
             &mut inflight,
+            &mut requeue,
             &mut picker,
             &mut timetable,
             &mut next_intended,
         )
         .await;
-        // Every request still in flight on a connection that ended is one error.
+        // A clean end leaves only requests the server never processed: they go again.
+        // Otherwise every request still in flight is one error.
         let why = match &end {
             End::Stop => "drain:abandoned",
-            End::Again => "read:premature-close",
+            End::Again => {
+                requeue.extend(inflight.drain(..).map(|f| f.intended));
+                ""
+            }
             End::Lost(kind) => kind.as_str(),
         };
         for f in inflight.drain(..) {
@@ -129,6 +152,15 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
             // Requests the schedule wanted sent before the stop but that never went out (the
             // connection was busy) are the coordinated omission at the end of a run: each is
             // an error and a latency of at least (stop - intended).
+            if let Some(stop) = ctx.shared.stop_instant() {
+                let mut rec = ctx.rec.borrow_mut();
+                for due in requeue.drain(..) {
+                    if rec.counts(due) {
+                        rec.unsent(due, stop);
+                        ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             if let (Some(t), Some(stop)) = (timetable.as_mut(), ctx.shared.stop_instant()) {
                 let mut rec = ctx.rec.borrow_mut();
                 while let Some(due) = next_intended.filter(|&d| d < stop) {
@@ -153,6 +185,7 @@ async fn serve<B: Backend, W: Wire>(
     buf: &mut Vec<u8>,
     head: &mut ResponseHead,
     inflight: &mut VecDeque<InFlight>,
+    requeue: &mut VecDeque<Instant>,
     picker: &mut Weighted,
     timetable: &mut Option<Timetable>,
     next_intended: &mut Option<Instant>,
@@ -173,20 +206,32 @@ async fn serve<B: Backend, W: Wire>(
         let conn_done = closing
             || plan.close_every.is_some_and(|n| sent_here >= n)
             || (!plan.keepalive && sent_here >= 1);
-        while refill && !stopped && !conn_done && inflight.len() < plan.pipeline {
+        // After the stop only requeued requests (already counted and due) still go out.
+        while refill
+            && (!stopped || !requeue.is_empty())
+            && !conn_done
+            && inflight.len() < plan.pipeline
+        {
             if plan.close_every.is_some_and(|n| sent_here >= n)
                 || (!plan.keepalive && sent_here >= 1)
             {
                 break;
             }
-            let intended = match *next_intended {
-                Some(t) if t > now => break,
-                Some(t) => t,
-                None => now,
+            let (intended, fresh) = match requeue.pop_front() {
+                Some(t) => (t, false),
+                None if stopped => break,
+                None => {
+                    let t = match *next_intended {
+                        Some(t) if t > now => break,
+                        Some(t) => t,
+                        None => now,
+                    };
+                    if !ctx.take_budget(now) {
+                        break;
+                    }
+                    (t, true)
+                }
             };
-            if !ctx.take_budget(now) {
-                break;
-            }
             let (a, b) = ctx.requests.spans[picker.next()];
             g.push(Src::Input, a, b);
             let sent = now;
@@ -199,7 +244,7 @@ async fn serve<B: Backend, W: Wire>(
                 ctx.rec.borrow_mut().conns.reused += 1;
             }
             sent_here += 1;
-            if let Some(t) = timetable.as_mut() {
+            if fresh && let Some(t) = timetable.as_mut() {
                 *next_intended = Some(ctx.shared.t0 + t.next());
             }
         }
@@ -268,6 +313,11 @@ async fn serve<B: Backend, W: Wire>(
                     return End::Again;
                 }
                 drop(rec);
+                if closing {
+                    // The server said it would close; what was pipelined behind that response
+                    // was never processed and goes again on a new connection.
+                    return End::Again;
+                }
                 return End::Lost("read:premature-close".to_string());
             }
             Ok(n) => {
