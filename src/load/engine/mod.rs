@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::balance::CachePadded;
 use crate::io::{self, Backend, Epoll, Uring};
 use crate::load::plan::{IoChoice, Plan, Schedule, Stop};
 use crate::load::report::model::{Cost, RunConfig, RunReport, Verdict, new_histogram};
@@ -31,11 +32,13 @@ pub struct Shared {
     pub stop_at: Option<Instant>,
     /// Set on Ctrl-C or when the `-n` budget is spent; holds the stop instant in µs after t0.
     stop_us: AtomicU64,
-    stopped: AtomicBool,
+    stopped: CachePadded<AtomicBool>,
     budget: Option<AtomicI64>,
     drain: Duration,
-    pub responses: AtomicU64,
-    pub errors: AtomicU64,
+    /// Progress counters, written by every thread: each on its own cache line, away from
+    /// the `stopped` flag every loop reads.
+    pub responses: CachePadded<AtomicU64>,
+    pub errors: CachePadded<AtomicU64>,
     /// Successful connects so far (a target that refuses every one ends the run early).
     pub connected: AtomicU64,
 }
@@ -133,14 +136,14 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
             Stop::Requests(_) => None,
         },
         stop_us: AtomicU64::new(0),
-        stopped: AtomicBool::new(false),
+        stopped: CachePadded(AtomicBool::new(false)),
         budget: match plan.stop {
             Stop::Requests(n) => Some(AtomicI64::new(n as i64)),
             Stop::Duration(_) => None,
         },
         drain: plan.drain,
-        responses: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
+        responses: CachePadded(AtomicU64::new(0)),
+        errors: CachePadded(AtomicU64::new(0)),
         connected: AtomicU64::new(0),
     });
     let groups = Groups::new(&plan.targets);
