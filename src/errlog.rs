@@ -37,21 +37,20 @@ impl ErrorLog {
         level as u8 <= self.level.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Writes one line; `level` is httpd's name ("error", "warn", "notice", ...). Notices are
+    /// Writes one line at `level`, printed with httpd's name ("error", "warn", ...). Notices are
     /// always written, as httpd does for start-up and shutdown messages.
-    pub fn write(&self, level: &str, module: &str, msg: &str) {
+    pub fn write(&self, level: LogLevel, module: &str, msg: &str) {
         self.write_client(level, module, None, msg)
     }
 
     pub fn write_client(
         &self,
-        level: &str,
+        level: LogLevel,
         module: &str,
         client: Option<std::net::SocketAddr>,
         msg: &str,
     ) {
-        let lvl = parse_level(level);
-        if lvl != LogLevel::Notice && !self.enabled(lvl) {
+        if level != LogLevel::Notice && !self.enabled(level) {
             return;
         }
         let mut line = Vec::with_capacity(160 + msg.len());
@@ -59,7 +58,7 @@ impl ErrorLog {
         stamp(&mut line, SystemTime::now());
         // SAFETY: getpid/gettid have no preconditions.
         let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
-        let _ = write!(line, "] [{module}:{level}] [pid {pid}:tid {tid}] ");
+        let _ = write!(line, "] [{module}:{}] [pid {pid}:tid {tid}] ", level.name());
         if let Some(c) = client {
             let _ = write!(line, "[client {c}] ");
         }
@@ -69,20 +68,6 @@ impl ErrorLog {
             Some(f) => (&*f).write_all(&line),
             None => std::io::stderr().write_all(&line),
         };
-    }
-}
-
-fn parse_level(s: &str) -> LogLevel {
-    match s {
-        "emerg" => LogLevel::Emerg,
-        "alert" => LogLevel::Alert,
-        "crit" => LogLevel::Crit,
-        "error" => LogLevel::Error,
-        "warn" => LogLevel::Warn,
-        "notice" => LogLevel::Notice,
-        "info" => LogLevel::Info,
-        "debug" => LogLevel::Debug,
-        _ => LogLevel::Trace,
     }
 }
 

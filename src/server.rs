@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::balance::Balancer;
 use crate::conf::Config;
-use crate::conf::model::IoBackendChoice;
+use crate::conf::model::{IoBackendChoice, LogLevel};
 use crate::errlog::ErrorLog;
 use crate::io::{self, Backend, Epoll, Uring};
 use crate::shard;
@@ -95,7 +95,7 @@ pub fn run(config: Config, opts: Options) -> i32 {
     };
     errlog.set_level(config.log_level);
     for w in &config.warnings {
-        errlog.write("warn", "core", w);
+        errlog.write(LogLevel::Warn, "core", w);
     }
     let kind = match (config.io_backend, io::probe_uring()) {
         (IoBackendChoice::Epoll, _) => io::Kind::Epoll,
@@ -103,13 +103,13 @@ pub fn run(config: Config, opts: Options) -> i32 {
         (IoBackendChoice::Uring, Err(why)) => {
             let msg =
                 format!("io_uring is not available ({why}) and IoBackend uring was configured");
-            errlog.write("emerg", "core", &msg);
+            errlog.write(LogLevel::Emerg, "core", &msg);
             eprintln!("ringproxy: {msg}");
             return 1;
         }
         (IoBackendChoice::Auto, Err(why)) => {
             let msg = format!("io_uring is not available ({why}); running on the epoll backend");
-            errlog.write("notice", "core", &msg);
+            errlog.write(LogLevel::Notice, "core", &msg);
             eprintln!("ringproxy: {msg}");
             io::Kind::Epoll
         }
@@ -136,7 +136,7 @@ pub fn run(config: Config, opts: Options) -> i32 {
                 Ok(l) => ls.push(l),
                 Err(e) => {
                     let msg = format!("could not bind to address {a}: {e}");
-                    errlog.write("emerg", "core", &msg);
+                    errlog.write(LogLevel::Emerg, "core", &msg);
                     eprintln!("ringproxy: {msg}");
                     return 1;
                 }
@@ -175,7 +175,7 @@ pub fn run(config: Config, opts: Options) -> i32 {
         handles.push(h);
     }
     control.errlog.write(
-        "notice",
+        LogLevel::Notice,
         "core",
         &format!(
             "ringproxy {} configured, {threads} shard(s) on {:?}",
@@ -191,12 +191,14 @@ pub fn run(config: Config, opts: Options) -> i32 {
     let cut = control.open_conns.load(Ordering::Relaxed);
     if cut > 0 {
         control.errlog.write(
-            "warn",
+            LogLevel::Warn,
             "core",
             &format!("grace period over, {cut} connection(s) cut"),
         );
     } else {
-        control.errlog.write("notice", "core", "drained, exiting");
+        control
+            .errlog
+            .write(LogLevel::Notice, "core", "drained, exiting");
     }
     0
 }
@@ -220,7 +222,7 @@ fn supervise(
             libc::SIGTERM | libc::SIGINT => {
                 control
                     .errlog
-                    .write("notice", "core", "caught SIGTERM, draining");
+                    .write(LogLevel::Notice, "core", "caught SIGTERM, draining");
                 control.draining.store(true, Ordering::SeqCst);
                 return;
             }
@@ -239,26 +241,28 @@ fn reload(control: &Control, opts: &Options) {
             let old = control.current();
             if config.listeners != old.config.listeners {
                 control.errlog.write(
-                    "warn",
+                    LogLevel::Warn,
                     "core",
                     "SIGHUP: Listen changes need a restart; listeners kept",
                 );
             }
             for w in &config.warnings {
-                control.errlog.write("warn", "core", w);
+                control.errlog.write(LogLevel::Warn, "core", w);
             }
             control.errlog.set_level(config.log_level);
             control.install(Shared::new(config, old.generation + 1));
-            control
-                .errlog
-                .write("notice", "core", "SIGHUP received, configuration reloaded");
+            control.errlog.write(
+                LogLevel::Notice,
+                "core",
+                "SIGHUP received, configuration reloaded",
+            );
         }
         Err(e) => {
             let msg =
                 format!("SIGHUP: configuration rejected, still serving the previous one: {e}");
             control
                 .errlog
-                .write("error", "core", &msg.replace('\n', " "));
+                .write(LogLevel::Error, "core", &msg.replace('\n', " "));
         }
     }
 }

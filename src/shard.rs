@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::balance::PickCache;
+use crate::conf::model::LogLevel;
 use crate::io::{Backend, Conn, Listener};
 use crate::log::UniqueIdGen;
 use crate::pool::Pool;
@@ -107,7 +108,9 @@ impl<B: Backend> Shard<B> {
                     }
                     Err(e) => {
                         let msg = format!("could not open access log {}: {e}", l.path.display());
-                        self.control.errlog.write("error", "log_config", &msg);
+                        self.control
+                            .errlog
+                            .write(LogLevel::Error, "log_config", &msg);
                         usize::MAX
                     }
                 },
@@ -182,7 +185,9 @@ impl<B: Backend> Shard<B> {
             let (r, mut buf) = B::append(file, buf).await;
             if let Err(e) = r {
                 let msg = format!("access log write failed: {e}");
-                self.control.errlog.write("error", "log_config", &msg);
+                self.control
+                    .errlog
+                    .write(LogLevel::Error, "log_config", &msg);
             }
             buf.clear();
             self.sinks.borrow_mut()[i].spare = buf;
@@ -221,12 +226,11 @@ pub async fn run<B: Backend>(
     for l in listeners {
         match B::listener(l) {
             Ok(l) => open.push(Rc::new(l)),
-            Err(e) => {
-                shard
-                    .control
-                    .errlog
-                    .write("emerg", "core", &format!("listener setup failed: {e}"))
-            }
+            Err(e) => shard.control.errlog.write(
+                LogLevel::Emerg,
+                "core",
+                &format!("listener setup failed: {e}"),
+            ),
         }
     }
     for l in &open {
@@ -291,7 +295,7 @@ async fn accept_loop<B: Backend>(shard: Rc<Shard<B>>, listener: Rc<B::Listener>)
                 shard
                     .control
                     .errlog
-                    .write("error", "core", &format!("accept failed: {e}"));
+                    .write(LogLevel::Error, "core", &format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

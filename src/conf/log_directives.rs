@@ -54,22 +54,9 @@ pub(super) fn log_level(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
             );
             continue;
         }
-        b.log_level = match w.text.to_ascii_lowercase().as_str() {
-            "emerg" => LogLevel::Emerg,
-            "alert" => LogLevel::Alert,
-            "crit" => LogLevel::Crit,
-            "error" => LogLevel::Error,
-            "warn" => LogLevel::Warn,
-            "notice" => LogLevel::Notice,
-            "info" => LogLevel::Info,
-            "debug" => LogLevel::Debug,
-            t if t
-                .strip_prefix("trace")
-                .is_some_and(|n| matches!(n, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8")) =>
-            {
-                LogLevel::Trace
-            }
-            _ => {
+        b.log_level = match LogLevel::from_name(&w.text) {
+            Some(level) => level,
+            None => {
                 return Err(item.err_at(
                     w,
                     format!(

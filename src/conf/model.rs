@@ -85,6 +85,45 @@ pub enum LogLevel {
     Trace,
 }
 
+impl LogLevel {
+    /// httpd's name for the level, as `LogLevel` takes it and error-log lines print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Emerg => "emerg",
+            LogLevel::Alert => "alert",
+            LogLevel::Crit => "crit",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Notice => "notice",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+
+    /// The level named `s` (case-insensitive); `trace1`..`trace8` are all `Trace`.
+    pub fn from_name(s: &str) -> Option<LogLevel> {
+        let s = s.to_ascii_lowercase();
+        if s.strip_prefix("trace")
+            .is_some_and(|n| matches!(n, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8"))
+        {
+            return Some(LogLevel::Trace);
+        }
+        [
+            LogLevel::Emerg,
+            LogLevel::Alert,
+            LogLevel::Crit,
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Notice,
+            LogLevel::Info,
+            LogLevel::Debug,
+        ]
+        .into_iter()
+        .find(|l| l.name() == s)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// LimitRequestLine (default 8190): a longer request line gets 414.

@@ -174,7 +174,7 @@ impl<B: Backend> Client<B> {
                 continue;
             }
             match r {
-                Ok(0) | Err(_) if !got_any && replayable && r.as_ref().map_or(true, |_| true) => {
+                Ok(0) | Err(_) if !got_any && replayable => {
                     if matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut) {
                         return Outcome::Failed(504, "timeout waiting for the member's response");
                     }

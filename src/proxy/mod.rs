@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::{NoMember, Pick, Sticky, now_ms};
 use crate::conf::Config;
+use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
 use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
@@ -196,7 +197,7 @@ impl<B: Backend> Client<B> {
         reason: &'static str,
     ) {
         shard.control.errlog.write_client(
-            "info",
+            LogLevel::Info,
             "core",
             Some(self.peer),
             &format!("AH00126: {status}: {reason}"),
@@ -424,10 +425,12 @@ impl<B: Backend> Client<B> {
                             ),
                             _ => format!("AH01170: {}: {e}", bal.name()),
                         };
-                        shard
-                            .control
-                            .errlog
-                            .write_client("error", "proxy", Some(self.peer), &msg);
+                        shard.control.errlog.write_client(
+                            LogLevel::Error,
+                            "proxy",
+                            Some(self.peer),
+                            &msg,
+                        );
                         return self.local_response(shard, epoch, x, 503, None).await;
                     }
                 };
@@ -460,10 +463,12 @@ impl<B: Backend> Client<B> {
                             spec.url,
                             spec.retry.as_secs()
                         );
-                        shard
-                            .control
-                            .errlog
-                            .write_client("error", "proxy", Some(self.peer), &msg);
+                        shard.control.errlog.write_client(
+                            LogLevel::Error,
+                            "proxy",
+                            Some(self.peer),
+                            &msg,
+                        );
                         bal.mark_error(m, now_ms());
                         exclude |= 1 << m;
                         x.failed_picks.push(pick);
@@ -490,10 +495,12 @@ impl<B: Backend> Client<B> {
                         "AH01102: member {} reset a new connection; disabling it",
                         pick.spec().url
                     );
-                    shard
-                        .control
-                        .errlog
-                        .write_client("error", "proxy", Some(self.peer), &msg);
+                    shard.control.errlog.write_client(
+                        LogLevel::Error,
+                        "proxy",
+                        Some(self.peer),
+                        &msg,
+                    );
                     bal.mark_error(m, now_ms());
                     exclude |= 1 << m;
                 }
@@ -539,7 +546,7 @@ impl<B: Backend> Client<B> {
         shard
             .control
             .errlog
-            .write_client("error", "proxy", Some(self.peer), &msg);
+            .write_client(LogLevel::Error, "proxy", Some(self.peer), &msg);
         if x.has_resp {
             // Part of the response went out: the client connection is cut.
             x.keep_alive = false;
