@@ -1,6 +1,8 @@
 //! Regression tests for the two tokio-uring traps (shared/notes/io-uring.md 1.6), run on both
 //! backends: (a) a read cut by its deadline must not swallow the bytes that arrive next;
 //! (c) dropping a connection after a timed-out read must close the socket (peer sees EOF).
+//! Deadlines are checked both near (io_uring: a timer per operation) and far enough away
+//! (io_uring: the per-thread sweep, `COARSE_FROM` = 100 ms) for either path to cut the read.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,20 +10,24 @@ use std::time::{Duration, Instant};
 
 use ringproxy::io::{Backend, Conn, Epoll, Gather, Listener, Src, Uring};
 
-fn timeout_then_reuse<B: Backend>() {
+/// A short deadline (a timer of its own) and a long one (the sweep on io_uring).
+const DEADLINES: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(300)];
+
+fn timeout_then_reuse<B: Backend>(timeout: Duration) {
     let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std_l.local_addr().unwrap();
     let mut client = TcpStream::connect(addr).unwrap();
     let got = B::block_on(async move {
         let l = B::listener(std_l).unwrap();
         let (conn, _) = l.accept().await.unwrap();
-        let (r, buf) = conn
-            .read(
-                Vec::with_capacity(64),
-                Instant::now() + Duration::from_millis(50),
-            )
-            .await;
+        let began = Instant::now();
+        let (r, buf) = conn.read(Vec::with_capacity(64), began + timeout).await;
         assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        let took = began.elapsed();
+        assert!(
+            took >= timeout && took < timeout + Duration::from_millis(500),
+            "a {timeout:?} deadline cut the read after {took:?}"
+        );
         assert!(buf.is_empty());
         client.write_all(b"HELLO").unwrap();
         let (r, buf) = conn
@@ -44,7 +50,7 @@ fn timeout_then_reuse<B: Backend>() {
     assert_eq!(&got[..], b"HELLO");
 }
 
-fn drop_after_timeout_closes<B: Backend>() {
+fn drop_after_timeout_closes<B: Backend>(timeout: Duration) {
     let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std_l.local_addr().unwrap();
     let mut client = TcpStream::connect(addr).unwrap();
@@ -52,10 +58,7 @@ fn drop_after_timeout_closes<B: Backend>() {
         let l = B::listener(std_l).unwrap();
         let (conn, _) = l.accept().await.unwrap();
         let (r, _) = conn
-            .read(
-                Vec::with_capacity(64),
-                Instant::now() + Duration::from_millis(30),
-            )
+            .read(Vec::with_capacity(64), Instant::now() + timeout)
             .await;
         assert!(r.is_err());
         drop(conn);
@@ -92,20 +95,62 @@ fn connect_deadline_and_liveness<B: Backend>() {
 
 #[test]
 fn uring_timeout_then_reuse() {
-    timeout_then_reuse::<Uring>();
+    DEADLINES.map(timeout_then_reuse::<Uring>);
 }
 #[test]
 fn epoll_timeout_then_reuse() {
-    timeout_then_reuse::<Epoll>();
+    DEADLINES.map(timeout_then_reuse::<Epoll>);
 }
 #[test]
 fn uring_drop_after_timeout_closes() {
-    drop_after_timeout_closes::<Uring>();
+    DEADLINES.map(drop_after_timeout_closes::<Uring>);
 }
 #[test]
 fn epoll_drop_after_timeout_closes() {
-    drop_after_timeout_closes::<Epoll>();
+    DEADLINES.map(drop_after_timeout_closes::<Epoll>);
 }
+/// The sweep's state is per thread and outlives a runtime: a second runtime on the same
+/// thread (one runtime was dropped with deadlines still watched) must get a sweeper of its own.
+#[test]
+fn uring_long_deadlines_across_runtimes_on_one_thread() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            long_deadline_with_one_left_watched();
+        }
+        done.send(()).unwrap();
+    });
+    // Bounded: without a sweeper the second read would never time out.
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a long deadline in the second runtime never fired");
+}
+
+fn long_deadline_with_one_left_watched() {
+    let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_l.local_addr().unwrap();
+    let _client = TcpStream::connect(addr).unwrap();
+    let _idle = TcpStream::connect(addr).unwrap();
+    Uring::block_on(async move {
+        let l = Uring::listener(std_l).unwrap();
+        let (conn, _) = l.accept().await.unwrap();
+        let (idle, _) = l.accept().await.unwrap();
+        // Still watched when the runtime ends.
+        Uring::spawn(async move {
+            let _ = idle
+                .read(
+                    Vec::with_capacity(8),
+                    Instant::now() + Duration::from_secs(60),
+                )
+                .await;
+        });
+        let (r, _) = conn
+            .read(Vec::with_capacity(8), Instant::now() + DEADLINES[1])
+            .await;
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    });
+}
+
 #[test]
 fn uring_connect_and_liveness() {
     connect_deadline_and_liveness::<Uring>();

@@ -17,9 +17,7 @@ fn one_shot_origin() -> ScriptedOrigin {
             return;
         }
         let _ = s.write_all(&ok("first on this connection"));
-        let n = got.len();
         let _ = read_head(s, got);
-        let _ = n;
         // Close without answering the second request.
     })
 }
@@ -154,4 +152,34 @@ fn connectiontimeout_cuts_a_connect_that_never_completes() {
         "took {took:?}"
     );
     assert!(p.error_log().contains("timed out"), "{}", p.error_log());
+}
+
+/// A member that closes each connection shortly after answering (a short keep-alive
+/// timeout). A GET right after skips the liveness peek and is replayed on a fresh connection
+/// when the reused one turns out dead; a POST, which cannot be replayed, is peeked first and
+/// goes out on a fresh connection straight away.
+#[test]
+fn idle_close_by_member_is_survived_by_get_and_post() {
+    let o = ScriptedOrigin::start(|s, got| {
+        if read_head(s, got) {
+            let _ = s.write_all(&ok("answered"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let p = start_proxy(
+        "idleclose",
+        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    assert_eq!(c.get("/a", "").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c.get("/b", "");
+    assert_eq!(r.status, 200, "{}", p.error_log());
+    assert_eq!(o.connections(), 2);
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{}", p.error_log());
+    assert_eq!(o.connections(), 3);
 }

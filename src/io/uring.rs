@@ -18,6 +18,8 @@ use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
 use super::{Backend, Conn, Gather, Listener, timed_out};
 
+mod watch;
+
 /// Maps a completion to `(result, stored data)`.
 struct Completion<D>(PhantomData<fn() -> D>);
 
@@ -39,10 +41,14 @@ fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> InFlightOneshot<D,
     UnsubmittedOneshot::new(data, Completion(PhantomData), sqe).submit()
 }
 
-/// Cancels every operation in flight on `fd` and waits for the cancel itself to complete.
-async fn cancel_fd(fd: RawFd) {
+/// Cancels every operation in flight on `fd`; the cancel is queued on the ring at once, and
+/// the returned future waits for the cancel itself to complete.
+fn cancel_fd(fd: RawFd) -> impl Future<Output = ()> + use<> {
     let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all()).build();
-    let _ = submit((), sqe).await; // ENOENT: nothing was in flight
+    let op = submit((), sqe);
+    async move {
+        let _ = op.await; // ENOENT: nothing was in flight
+    }
 }
 
 /// Awaits `op`; at the deadline cancels it and awaits it again, so its buffers come back and a
@@ -52,6 +58,10 @@ async fn until<D: Unpin + 'static>(
     op: InFlightOneshot<D, Completion<D>>,
     deadline: Instant,
 ) -> (io::Result<u32>, D) {
+    if let Some(armed) = watch::arm(fd, deadline) {
+        let (r, d) = op.await;
+        return (timeout_if_cancelled(r, armed.expired()), d);
+    }
     let mut op = std::pin::pin!(op);
     tokio::select! {
         biased;
@@ -60,14 +70,20 @@ async fn until<D: Unpin + 'static>(
     }
     cancel_fd(fd).await;
     let (r, d) = op.await;
+    (timeout_if_cancelled(r, true), d)
+}
+
+/// An operation cancelled because its deadline passed reports TimedOut.
+fn timeout_if_cancelled(r: io::Result<u32>, expired: bool) -> io::Result<u32> {
     match r {
         Err(e)
-            if e.raw_os_error() == Some(libc::ECANCELED)
-                || e.raw_os_error() == Some(libc::EINTR) =>
+            if expired
+                && (e.raw_os_error() == Some(libc::ECANCELED)
+                    || e.raw_os_error() == Some(libc::EINTR)) =>
         {
-            (Err(timed_out()), d)
+            Err(timed_out())
         }
-        other => (other, d),
+        other => other,
     }
 }
 
