@@ -95,19 +95,23 @@ fn connect_deadline_and_liveness<B: Backend>() {
 
 #[test]
 fn uring_timeout_then_reuse() {
-    DEADLINES.map(timeout_then_reuse::<Uring>);
+    DEADLINES.into_iter().for_each(timeout_then_reuse::<Uring>);
 }
 #[test]
 fn epoll_timeout_then_reuse() {
-    DEADLINES.map(timeout_then_reuse::<Epoll>);
+    DEADLINES.into_iter().for_each(timeout_then_reuse::<Epoll>);
 }
 #[test]
 fn uring_drop_after_timeout_closes() {
-    DEADLINES.map(drop_after_timeout_closes::<Uring>);
+    DEADLINES
+        .into_iter()
+        .for_each(drop_after_timeout_closes::<Uring>);
 }
 #[test]
 fn epoll_drop_after_timeout_closes() {
-    DEADLINES.map(drop_after_timeout_closes::<Epoll>);
+    DEADLINES
+        .into_iter()
+        .for_each(drop_after_timeout_closes::<Epoll>);
 }
 /// The sweep's state is per thread and outlives a runtime: a second runtime on the same
 /// thread (one runtime was dropped with deadlines still watched) must get a sweeper of its own.
