@@ -1,0 +1,68 @@
+"""The load generators: ringload (the measured runs) and wrk (the cross-check)."""
+
+import json
+import re
+
+from servers import RINGLOAD
+
+TIMEOUT = "5s"  # a response slower than this counts as an error in ringload
+
+
+def ringload(procs, url, conns, seconds, cpus, work, json_path=None):
+    """One closed-loop ringload run, 1 thread; its JSON report (or None for a warm-up)."""
+    cmd = [RINGLOAD, "-c", str(conns), "-t", "1", "-d", f"{seconds}s", "--timeout", TIMEOUT,
+           "--quiet", url]
+    if json_path:
+        cmd[1:1] = ["--json", json_path]
+    proc = procs.start(cmd, "generator", cpus, f"{work}/ringload.log")
+    code = procs.wait(proc, timeout=seconds + 30)
+    if code is None:
+        raise RuntimeError(f"ringload did not end within {seconds + 30} s")
+    if not json_path:
+        return None
+    if code != 0:
+        raise RuntimeError(f"ringload exited {code} (see {work}/ringload.log)")
+    with open(json_path) as f:
+        return json.load(f)
+
+
+def summarize_ringload(report):
+    """What a cell keeps of a ringload report."""
+    statuses = {int(k): v for k, v in report["status"].items()}
+    non_2xx = sum(v for k, v in statuses.items() if not 200 <= k < 300)
+    lat = report["latency"]
+    return {
+        "responses": report["responses"],
+        "rps": report["rate"],
+        "seconds": report["duration_s"],
+        "p50_us": lat["p50"], "p99_us": lat["p99"], "p999_us": lat["p999"],
+        "errors": report["error_count"] + non_2xx,
+        "error_kinds": report["errors"],
+        "status": report["status"],
+        "generator_cpu_us_per_req": report["cost"]["cpu_us_per_request"],
+        "generator_trustworthy": report["verdict"]["trustworthy"],
+    }
+
+
+def wrk(procs, url, conns, seconds, cpus, work):
+    """One wrk run (1 thread, --latency): requests/s, p99 and errors."""
+    out_path = f"{work}/wrk.out"
+    open(out_path, "w").close()
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    proc = procs.start(cmd, "generator", cpus, out_path)
+    if procs.wait(proc, timeout=seconds + 30) is None:
+        raise RuntimeError("wrk did not end")
+    with open(out_path) as f:
+        return parse_wrk(f.read())
+
+
+def parse_wrk(text):
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not (rps and p99):
+        raise RuntimeError(f"cannot read wrk's output: {text[-300:]!r}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors += int(non_2xx.group(1)) if non_2xx else 0
+    scale = {"us": 1, "ms": 1e3, "s": 1e6}[p99.group(2)]
+    return {"rps": float(rps.group(1)), "p99_us": float(p99.group(1)) * scale, "errors": errors}
