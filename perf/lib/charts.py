@@ -60,8 +60,8 @@ def cpu_chart(cells):
         entry = (COLORS[c["target"]], 0.5 if c["workers"] > 1 else 1.0, label(c))
         if entry not in legend:
             legend.append(entry)
-    return chart("Proxy CPU-µs per request (lower is better; whiskers: min–max of the repetitions)",
-                 panels, legend, log=False, unit="CPU-µs/req")
+    title = "Proxy CPU-µs per request (lower is better; whiskers: min–max of the repetitions)"
+    return chart(title, panels, legend, log=False, unit="CPU-µs/req")
 
 
 def bar(cell, key, color, opacity):
@@ -160,7 +160,8 @@ def panel(x0, y0, width, title, groups, scale, unit, slanted):
 def draw_bar(x, y0, b, scale):
     top = y0 + PLOT_H - scale["pos"](b["value"]) * PLOT_H
     out = [f'<rect x="{x:.1f}" y="{top:.1f}" width="{BAR}" height="{y0 + PLOT_H - top:.1f}" '
-           f'fill="{b["color"]}" fill-opacity="{b["opacity"]}"><title>{num(b["value"])}</title></rect>']
+           f'fill="{b["color"]}" fill-opacity="{b["opacity"]}">'
+           f'<title>{num(b["value"])}</title></rect>']
     if "lo" in b:
         lo = y0 + PLOT_H - scale["pos"](b["lo"]) * PLOT_H
         hi = y0 + PLOT_H - scale["pos"](b["hi"]) * PLOT_H

@@ -7,6 +7,7 @@ perf/README.md says what it measures and how.
 
 import argparse
 import datetime
+import hashlib
 import os
 import shlex
 import shutil
@@ -43,7 +44,8 @@ def proxies_arg(text):
     names = list_arg(str.strip)(text)
     unknown = [n for n in names if n not in S.PROXIES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown proxy {unknown[0]} (known: {', '.join(S.PROXIES)})")
+        known = ", ".join(S.PROXIES)
+        raise argparse.ArgumentTypeError(f"unknown proxy {unknown[0]} (known: {known})")
     return names
 
 
@@ -56,7 +58,8 @@ def parse_args(argv):
     p.add_argument("--duration", type=float, default=4, help="measured seconds per run (default 4)")
     p.add_argument("--warmup", type=float, default=1, help="warm-up seconds per cell (default 1)")
     p.add_argument("--wrk", type=float, default=3,
-                   help="seconds of the wrk cross-check, first repetition only; 0: none (default 3)")
+                   help="seconds of the wrk cross-check, in the first repetition only; 0: none "
+                        "(default 3)")
     p.add_argument("--origin", choices=("ringload", "nginx"), default="ringload",
                    help="the backend: ringload origin or nginx with one worker (default ringload)")
     p.add_argument("--proxies", type=proxies_arg, default=list(S.PROXIES),
@@ -129,6 +132,7 @@ class Run:
         self.procs = P.Procs(self.groups)
         self.work = tempfile.mkdtemp(prefix="perf-compare-")
         os.chmod(self.work, 0o755)  # nginx and Apache workers run as www-data
+        S.copy_binaries(self.work)
         self.origin = S.Origin(args.origin, self.ports, self.work)
         self.cells = {}
         self.started = time.monotonic()
@@ -168,10 +172,11 @@ class Run:
         busy = [p for p in self.ports.all() if not P.port_free(p)]
         if problem or busy:
             return None, problem or f"port {busy[0]} is in use"
-        proc = self.procs.start(self.origin.command(body), "origin", None, f"{self.work}/origin.log")
+        log = f"{self.work}/origin.log"
+        proc = self.procs.start(self.origin.command(body), "origin", None, log)
         if not P.wait_listening(self.ports.members[1], proc, timeout=10):
             self.procs.stop(proc)
-            return None, f"{name} did not start: {tail(self.work + '/origin.log')}"
+            return None, f"{name} did not start: {tail(log)}"
         problem = S.check_response(self.ports.members[0], body)
         if problem:
             self.procs.stop(proc)
@@ -302,6 +307,17 @@ def machine_facts():
             "kernel": f"{u.sysname} {u.release} {u.machine}"}
 
 
+def built():
+    """When the ringproxy binary under test was built, and a digest of it."""
+    path = S.PROGRAMS["ringproxy"]
+    if not os.path.exists(path):
+        return ""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    stamp = datetime.datetime.fromtimestamp(os.path.getmtime(path)).astimezone()
+    return f" (built {stamp:%Y-%m-%d %H:%M %Z}, sha256 {digest})"
+
+
 def meta(args, run, started, argv):
     git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip()
@@ -310,7 +326,7 @@ def meta(args, run, started, argv):
         "command": "perf/compare " + shlex.join(argv),
         "git": git,
         "machine": machine_facts(),
-        "versions": {"ringproxy": version([S.RINGPROXY, "--version"]),
+        "versions": {"ringproxy": version([S.PROGRAMS["ringproxy"], "--version"]) + built(),
                      "haproxy": version(["haproxy", "-v"]), "nginx": version(["nginx", "-v"]),
                      "apache": version(["apache2", "-v"]), "wrk": version(["wrk", "-v"])},
         "origin": args.origin, "reps": args.reps, "duration_s": args.duration,
@@ -325,7 +341,7 @@ def stem(args, started):
     day = started.strftime("%Y-%m-%d")
     if args.default_matrix and not os.path.exists(os.path.join(args.out, day + ".md")):
         return day
-    return started.strftime("%Y-%m-%d-%H%M")
+    return started.strftime("%Y-%m-%d-%H%M%S")
 
 
 def main(argv):
@@ -333,11 +349,13 @@ def main(argv):
     started = datetime.datetime.now().astimezone()
     run = Run(args)
     n = len(matrix(args))
+    wrk = f", + wrk {args.wrk:g} s once" if args.wrk else ""
     print(f"perf/compare: {n} cells x {args.reps} repetitions, {args.duration:g} s each "
-          f"(+ {args.warmup:g} s warm-up{', + wrk ' + format(args.wrk, 'g') + ' s once' if args.wrk else ''}); "
+          f"(+ {args.warmup:g} s warm-up{wrk}); "
           f"expected about {fmt_min(estimate_s(args))} min. Origin: {args.origin}; "
           f"CPU counted by {run.groups.method}; work folder {run.work}", flush=True)
     interrupted = False
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also where started ignoring it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         run.run()
@@ -351,10 +369,11 @@ def main(argv):
     info = meta(args, run, started, argv)
     info["elapsed_s"] = round(time.monotonic() - run.started)
     info["interrupted"] = interrupted
-    paths = report.write(args.out, stem(args, started), info, list(run.cells.values()))
+    cells = [c for c in run.cells.values() if c["reps"]]
+    paths = report.write(args.out, stem(args, started), info, cells)
     if args.out == DEFAULT_OUT:
         report.update_readme(os.path.join(REPO, "perf", "README.md"), DEFAULT_OUT)
-    print(report.console_summary(list(run.cells.values())))
+    print(report.console_summary(cells))
     print("results: " + ", ".join(os.path.relpath(p) for p in paths))
     if any(r.get("failed") for c in run.cells.values() for r in c["reps"]):
         print(f"some cells failed; logs are in {run.work}")

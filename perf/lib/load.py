@@ -3,15 +3,15 @@
 import json
 import re
 
-from servers import RINGLOAD
+from servers import PROGRAMS
 
 TIMEOUT = "5s"  # a response slower than this counts as an error in ringload
 
 
 def ringload(procs, url, conns, seconds, cpus, work, json_path=None):
     """One closed-loop ringload run, 1 thread; its JSON report (or None for a warm-up)."""
-    cmd = [RINGLOAD, "-c", str(conns), "-t", "1", "-d", f"{seconds}s", "--timeout", TIMEOUT,
-           "--quiet", url]
+    cmd = [PROGRAMS["ringload"], "-c", str(conns), "-t", "1", "-d", f"{seconds}s",
+           "--timeout", TIMEOUT, "--quiet", url]
     if json_path:
         cmd[1:1] = ["--json", json_path]
     proc = procs.start(cmd, "generator", cpus, f"{work}/ringload.log")

@@ -245,7 +245,8 @@ class Procs:
         except subprocess.TimeoutExpired:
             signal_pid(proc.pid, signal.SIGKILL)
             proc.wait(timeout=grace)
-        leftovers = set(self.groups.pids(role)) | {p for p in descendants if os.path.exists(f"/proc/{p}")}
+        alive = {p for p in descendants if os.path.exists(f"/proc/{p}")}
+        leftovers = set(self.groups.pids(role)) | alive
         for pid in leftovers:
             signal_pid(pid, signal.SIGKILL)
         self.forget(proc)

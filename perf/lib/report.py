@@ -71,24 +71,43 @@ def row(cell, direct):
     s = cell["summary"]
     name = target_name(cell["target"], cell["workers"])
     if not s["reps_ok"]:
-        why = "; ".join(s["failures"])
-        return [str(cell["conns"]), name, f"failed: {escape(why)}"] + ["–"] * (len(COLUMNS) - 3)
-    rps = median(cell, "rps")
-    ratio = ""
-    if cell["target"] != "direct" and direct and median(direct, "rps"):
-        ratio = f" ({rps / median(direct, 'rps'):.2f})"
-    cpu = s.get("proxy_cpu_us_per_req")
-    cpu_text = f"{num(cpu['median'])} ({num(cpu['min'])}–{num(cpu['max'])})" if cell["target"] != "direct" else "–"
-    wrk = cell["wrk"]
-    conns = s.get("backend_conns")
-    conns_text = "–" if not conns else f"{conns['max']:.0f}" + (f" ({bound(cell)})" if bound(cell) else "")
+        why = escape("; ".join(s["failures"]))
+        return [str(cell["conns"]), name, f"failed: {why}"] + ["–"] * (len(COLUMNS) - 3)
     rss = median(cell, "proxy_rss_kb")
-    return [str(cell["conns"]), name, num(rps) + ratio, cpu_text,
+    failed = f" ({len(s['failures'])} reps failed)" if s["failures"] else ""
+    return [str(cell["conns"]), name, rate_text(cell, direct), cpu_text(cell),
             num(median(cell, "machine_cpu_us_per_req")),
             " / ".join(ms(median(cell, k)) for k in ("p50_us", "p99_us", "p999_us")),
-            f"{num(wrk['rps'])}, {ms(wrk['p99_us'])}" + (f", {wrk['errors']} errors" if wrk["errors"] else "") if wrk else "–",
-            num(rss / 1024) if rss else "–", conns_text,
-            str(s["errors_total"]) + (f" ({len(s['failures'])} reps failed)" if s["failures"] else "")]
+            wrk_text(cell["wrk"]), num(rss / 1024) if rss else "–", conns_text(cell),
+            f"{s['errors_total']}{failed}"]
+
+
+def rate_text(cell, direct):
+    rps = median(cell, "rps")
+    if cell["target"] == "direct" or not (direct and median(direct, "rps")):
+        return num(rps)
+    return f"{num(rps)} ({rps / median(direct, 'rps'):.2f})"
+
+
+def cpu_text(cell):
+    cpu = cell["summary"].get("proxy_cpu_us_per_req")
+    if cell["target"] == "direct" or not cpu:
+        return "–"
+    return f"{num(cpu['median'])} ({num(cpu['min'])}–{num(cpu['max'])})"
+
+
+def wrk_text(wrk):
+    if not wrk:
+        return "–"
+    errors = f", {wrk['errors']} errors" if wrk["errors"] else ""
+    return f"{num(wrk['rps'])}, {ms(wrk['p99_us'])}{errors}"
+
+
+def conns_text(cell):
+    opened = cell["summary"].get("backend_conns")
+    if not opened:
+        return "–"
+    return f"{opened['max']:.0f}" + (f" ({bound(cell)})" if bound(cell) else "")
 
 
 def escape(text):
@@ -113,11 +132,13 @@ def markdown(info, cells, charts_files):
         f"# perf/compare, {info['date']}",
         "",
         f"`{info['command']}` at `{info['git']}`, {info['elapsed_s'] // 60} min "
-        f"{info['elapsed_s'] % 60} s" + (" (**interrupted**: partial results)" if info["interrupted"] else "") + ".",
+        f"{info['elapsed_s'] % 60} s"
+        + (" (**interrupted**: partial results)" if info["interrupted"] else "") + ".",
         "",
         f"Machine: {m['cpu']}, {m['memory_gib']} GiB, {m['kernel']}. "
         f"Origin: {info['origin']} (two ports). {info['reps']} repetition(s) of "
-        f"{info['duration_s']:g} s per cell after {info['warmup_s']:g} s of warm-up; wrk cross-check "
+        f"{info['duration_s']:g} s per cell after {info['warmup_s']:g} s of warm-up; "
+        "wrk cross-check "
         + (f"{info['wrk_s']:g} s in the first repetition." if info["wrk_s"] else "off.")
         + f" Proxy CPU counted by {info['cpu_counting']}."
         + ("" if info["pinned"] else " Fewer than 2 CPUs: nothing pinned."),
@@ -199,8 +220,8 @@ def notes(info, cells):
     if busy:
         overall = statistics.median(p for _, p in busy)
         out.append(f"- CPU used by processes outside the benchmark while measuring (machine "
-                   f"busy time less proxy, origin and generator): median {overall:.1f} % of one core "
-                   f"over all cells.")
+                   f"busy time less proxy, origin and generator): median {overall:.1f} % of one "
+                   f"core over all cells.")
     if noisy:
         shown = "; ".join(f"{cell_name(c)} ({p:.0f} %)" for c, p in noisy[:12])
         more = f"; and {len(noisy) - 12} more" if len(noisy) > 12 else ""
@@ -250,7 +271,7 @@ def update_readme(readme, results_dir):
         return
     rel = os.path.relpath(results_dir, os.path.dirname(readme))
     stems = sorted((n[:-3] for n in os.listdir(results_dir)
-                    if re.fullmatch(r"\d{4}-\d\d-\d\d(-\d{4})?\.md", n)), reverse=True)
+                    if re.fullmatch(r"\d{4}-\d\d-\d\d(-\d{4,6})?\.md", n)), reverse=True)
     items = []
     for stem in stems:
         extras = [n for n in sorted(os.listdir(results_dir))

@@ -12,15 +12,24 @@ import shutil
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RINGPROXY = os.path.join(REPO, "target", "release", "ringproxy")
-RINGLOAD = os.path.join(REPO, "target", "release", "ringload")
+BUILT = os.path.join(REPO, "target", "release")
 APACHE_ROOT = "/usr/lib/apache2"  # Debian's: modules/ is under it
 PATH = "/service1/index.html"
 TUTORIAL_BODY = b"Server response, port 8000\n"  # 27 bytes, as in the httpd tutorial
 
 PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
-PROGRAMS = {"ringproxy": RINGPROXY, "ringload": RINGLOAD, "haproxy": "haproxy", "nginx": "nginx",
-            "apache": "apache2"}
+# ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
+# during the run does not change what is measured half-way.
+PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
+            "ringload": os.path.join(BUILT, "ringload"),
+            "haproxy": "haproxy", "nginx": "nginx", "apache": "apache2"}
+
+
+def copy_binaries(folder):
+    """Copies ringproxy and ringload into folder and runs them from there from now on."""
+    for name in ("ringproxy", "ringload"):
+        if os.access(PROGRAMS[name], os.X_OK):
+            PROGRAMS[name] = shutil.copy2(PROGRAMS[name], os.path.join(folder, name))
 
 
 class Ports:
@@ -49,11 +58,12 @@ class Origin:
     def __init__(self, kind, ports, work):
         self.kind, self.ports, self.work = kind, ports, work
         self.stats_path = os.path.join(work, "origin-stats.json")
+        self.status_queries = 0  # nginx's accepts count each status request's connection
 
     def command(self, body):
         a, b = self.ports.members
         if self.kind == "ringload":
-            return [RINGLOAD, "origin", "--ports", f"{a},{b}", "--body-size", str(body),
+            return [PROGRAMS["ringload"], "origin", "--ports", f"{a},{b}", "--body-size", str(body),
                     "--stats-file", self.stats_path]
         self.write_nginx(body)
         return ["nginx", "-c", os.path.join(self.work, "origin.conf"), "-p", self.work]
@@ -81,7 +91,8 @@ http {{
         """Connections the origin has accepted so far, on both member ports."""
         if self.kind == "ringload":
             return self.ringload_counter()
-        return self.nginx_accepts() - 1  # less the status request's own connection
+        self.status_queries += 1
+        return self.nginx_accepts() - self.status_queries  # less the status requests' own
 
     def ringload_counter(self):
         time.sleep(0.25)  # the stats file is rewritten every 100 ms
@@ -157,7 +168,7 @@ KeepAliveTimeout 300
 {SEED_MODULES}
 {balancer_stanza(ports)}
 """)
-    return [RINGPROXY, "-f", conf, "-j", str(workers), "--grace", "2"]
+    return [PROGRAMS["ringproxy"], "-f", conf, "-j", str(workers), "--grace", "2"]
 
 
 def haproxy(workers, ports, work):
@@ -269,7 +280,8 @@ def check_response(port, size, timeout=10.0):
             body = resp.read()
             if resp.status == 200 and len(body) == size:
                 return None
-            problem = f"GET {PATH} answered {resp.status} with {len(body)} bytes, wanted 200 with {size}"
+            problem = (f"GET {PATH} answered {resp.status} with {len(body)} bytes, "
+                       f"wanted 200 with {size}")
         except (OSError, http.client.HTTPException) as e:
             problem = f"GET {PATH}: {e}"
         finally:
