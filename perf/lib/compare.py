@@ -82,6 +82,7 @@ def parse_args(argv):
     args.default_matrix = all(p.get_default(k) == getattr(args, k) for k in
                               ("reps", "duration", "warmup", "wrk", "proxies", "bodies", "conns",
                                "workers"))
+    args.out_given = args.out is not None
     if not args.out:
         args.out = DEFAULT_OUT if args.default_matrix else SCRATCH_OUT
     return args
@@ -366,6 +367,8 @@ def main(argv):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.procs.stop_all()
+    if interrupted and not args.out_given:
+        args.out = SCRATCH_OUT  # partial results are not the default matrix's
     info = meta(args, run, started, argv)
     info["elapsed_s"] = round(time.monotonic() - run.started)
     info["interrupted"] = interrupted

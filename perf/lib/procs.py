@@ -154,10 +154,11 @@ def rss_kb(pid):
 
 
 def machine_busy_ns():
-    """Busy CPU time of the whole machine (all CPUs, everything but idle and iowait)."""
+    """Busy CPU time of the whole machine: user, nice, system, irq and softirq of all CPUs (not
+    idle, iowait, or steal, the time the hypervisor gave to other machines)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait
+    busy = sum(fields[0:3]) + fields[5] + fields[6]
     return busy * 1_000_000_000 // CLK_TCK
 
 
