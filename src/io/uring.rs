@@ -62,11 +62,14 @@ async fn until<D: Unpin + 'static>(
         let (r, d) = op.await;
         return (timeout_if_cancelled(r, armed.expired()), d);
     }
+    // A near deadline (ringload's next scheduled send) gets a kernel timeout: microseconds,
+    // where tokio's wheel has milliseconds. If the operation wins, the timeout is left to
+    // expire on its own (at most 100 ms later, `watch::COARSE_FROM`); tokio-uring keeps its timespec alive.
     let mut op = std::pin::pin!(op);
     tokio::select! {
         biased;
         out = &mut op => return out,
-        _ = tokio::time::sleep_until(deadline.into()) => {}
+        _ = Uring::sleep_until(deadline) => {}
     }
     cancel_fd(fd).await;
     let (r, d) = op.await;
