@@ -78,9 +78,10 @@ fn report() -> RunReport {
             ("backend-a".to_string(), 6_000),
             ("backend-b".to_string(), 4_001),
         ]),
-        in_flight_at_stop: 12,
+        in_flight_at_stop: 14,
         drained: 11,
         abandoned: 1,
+        failed_in_drain: 2,
         intervals,
         cost: Cost {
             user_s: 0.02,
@@ -258,6 +259,7 @@ fn json_round_trips_and_validates() {
     assert_eq!(num("conns/reused"), 9_949.0);
     assert_eq!(num("tally/backend-a"), 6_000.0);
     assert_eq!(num("abandoned"), 1.0);
+    assert_eq!(num("failed_in_drain"), 2.0);
     assert_eq!(num("cost/cpu_us_per_request"), 13.0);
     assert_eq!(num("intervals/3/max"), r.intervals[3].1.max() as f64);
     assert_eq!(num("intervals/9/t"), 9.0);
@@ -438,7 +440,7 @@ fn summary_is_complete() {
         "2 closed by server",
         "backend-a",
         "59.99%",
-        "12 in flight, 11 drained, 1 abandoned",
+        "14 in flight, 11 drained, 2 failed, 1 abandoned",
         "13.0 CPU-µs/request",
         "max RSS 5.24MB",
         "verdict      trustworthy",

@@ -539,3 +539,39 @@ fn requests_pipelined_behind_a_connection_close_are_sent_again_not_counted_as_er
     assert_eq!(num(&j, "error_count"), 0.0);
     assert!(num(&j, "conns/opened") >= 200.0);
 }
+
+/// Requests in flight at the stop are all accounted for: those answered during the drain,
+/// those that time out during it (a 1 s origin, a 300 ms timeout) and those still unanswered
+/// at its deadline add up to "in flight at stop".
+#[test]
+fn requests_timing_out_during_the_drain_count_as_in_flight_at_the_stop() {
+    let port = free_port();
+    let _o = start_origin(&[port], &[]);
+    let dir = temp_dir("rl-drain");
+    let url = format!("http://127.0.0.1:{port}/?delay=1000");
+    let j = ringload_json(
+        &dir,
+        "d.json",
+        &[
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-d",
+            "1s",
+            "--timeout",
+            "300ms",
+            "--drain",
+            "1s",
+            &url,
+        ],
+    );
+    let failed = num(&j, "failed_in_drain");
+    assert!(failed >= 1.0, "{failed} failed during the drain");
+    assert_eq!(
+        num(&j, "in_flight_at_stop"),
+        num(&j, "drained") + num(&j, "abandoned") + failed
+    );
+    assert_eq!(num(&j, "responses"), 0.0);
+    assert!(num(&j, "errors/response:timeout") >= failed);
+}

@@ -139,11 +139,13 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
             }
             End::Lost(kind) => kind.as_str(),
         };
+        let lost_in_drain = matches!(end, End::Lost(_)) && ctx.stopped(Instant::now());
         for f in inflight.drain(..) {
             let mut rec = ctx.rec.borrow_mut();
             if rec.counts(f.sent) {
                 rec.error(why);
                 rec.abandoned += u64::from(matches!(end, End::Stop));
+                rec.failed_in_drain += u64::from(lost_in_drain);
                 drop(rec);
                 ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -336,10 +338,12 @@ async fn serve<B: Backend, W: Wire>(
                 }
                 if now >= timeout_at {
                     let timeout = plan.timeout;
+                    let in_drain = ctx.stopped(now);
                     let mut rec = ctx.rec.borrow_mut();
                     for f in inflight.drain(..) {
                         if rec.counts(f.sent) {
                             rec.timeout(f.intended, f.sent, timeout);
+                            rec.failed_in_drain += u64::from(in_drain);
                             ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }

@@ -341,6 +341,7 @@ fn merge(
         in_flight_at_stop: 0,
         drained: 0,
         abandoned: 0,
+        failed_in_drain: 0,
         intervals: Vec::new(),
         cost: Cost::default(),
         verdict: Verdict::default(),
@@ -375,6 +376,7 @@ fn merge(
         r.conns.closed_by_server += rec.conns.closed_by_server;
         r.drained += rec.drained;
         r.abandoned += rec.abandoned;
+        r.failed_in_drain += rec.failed_in_drain;
         for (i, h) in rec.intervals.iter().enumerate() {
             while r.intervals.len() <= i {
                 r.intervals
@@ -383,7 +385,7 @@ fn merge(
             let _ = r.intervals[i].1.add(h);
         }
     }
-    r.in_flight_at_stop = r.drained + r.abandoned;
+    r.in_flight_at_stop = r.drained + r.abandoned + r.failed_in_drain;
     let (user, sys) = (u1.0 - u0.0, u1.1 - u0.1);
     let wall = duration_s.max(1e-9);
     r.cost = Cost {

@@ -33,9 +33,11 @@ pub struct Recorder {
     pub bytes_written: u64,
     /// Corrected latency per second of the window.
     pub intervals: Vec<Histogram<u64>>,
-    pub in_flight_at_stop: u64,
+    /// Requests in flight at the stop: answered during the drain, unanswered at its deadline,
+    /// or failed during it.
     pub drained: u64,
     pub abandoned: u64,
+    pub failed_in_drain: u64,
 }
 
 /// One completed response, as the connection saw it.
@@ -66,9 +68,9 @@ impl Recorder {
             bytes_read: 0,
             bytes_written: 0,
             intervals: Vec::new(),
-            in_flight_at_stop: 0,
             drained: 0,
             abandoned: 0,
+            failed_in_drain: 0,
         }
     }
 

@@ -59,6 +59,7 @@ pub fn to_json(r: &RunReport) -> String {
     o.raw("in_flight_at_stop", r.in_flight_at_stop.to_string());
     o.raw("drained", r.drained.to_string());
     o.raw("abandoned", r.abandoned.to_string());
+    o.raw("failed_in_drain", r.failed_in_drain.to_string());
     let mut iv = String::from("[");
     for (i, (t, h)) in r.intervals.iter().enumerate() {
         if i > 0 {

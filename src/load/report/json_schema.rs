@@ -14,7 +14,7 @@ pub const JSON_SCHEMA: &str = r##"{
   "required": ["schema", "config", "started_unix", "duration_s", "responses", "rate",
     "bytes_read", "bytes_written", "latency", "service", "connect", "ttfb", "send_lag",
     "status", "errors", "error_count", "conns", "tally", "in_flight_at_stop", "drained",
-    "abandoned", "intervals", "spectrum", "cost", "verdict"],
+    "abandoned", "failed_in_drain", "intervals", "spectrum", "cost", "verdict"],
   "properties": {
     "schema": {"const": 1},
     "config": {
@@ -60,6 +60,7 @@ pub const JSON_SCHEMA: &str = r##"{
     "in_flight_at_stop": {"$ref": "#/$defs/count"},
     "drained": {"$ref": "#/$defs/count"},
     "abandoned": {"$ref": "#/$defs/count"},
+    "failed_in_drain": {"$ref": "#/$defs/count"},
     "intervals": {
       "type": "array",
       "items": {

@@ -48,6 +48,8 @@ pub struct RunReport {
     pub drained: u64,
     /// Still unanswered when the drain deadline passed (also counted as errors).
     pub abandoned: u64,
+    /// Ended in an error during the drain: a response timeout, a reset (also counted as errors).
+    pub failed_in_drain: u64,
     /// Per-second corrected-latency histograms (start offset in s), for .hlog and the plot.
     pub intervals: Vec<(f64, Histogram<u64>)>,
     pub cost: Cost,

@@ -208,8 +208,8 @@ pub fn summary(r: &RunReport) -> String {
     }
     let _ = writeln!(
         s,
-        "  at stop      {} in flight, {} drained, {} abandoned",
-        r.in_flight_at_stop, r.drained, r.abandoned
+        "  at stop      {} in flight, {} drained, {} failed, {} abandoned",
+        r.in_flight_at_stop, r.drained, r.failed_in_drain, r.abandoned
     );
 
     // The generator itself.
