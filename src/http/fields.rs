@@ -166,7 +166,8 @@ pub(crate) fn collect_fields(
         let name_end = name_start + h.name.len();
         // Values contain no LF, so the first LF after the colon ends the line (the scanner has
         // already checked it is preceded by CR).
-        let lf = name_end + super::scan::find_lf(&buf[name_end..]).expect("complete head");
+        let lf =
+            name_end + super::scan::find_byte::<b'\n'>(&buf[name_end..]).expect("complete head");
         let value = if h.value.is_empty() {
             Span::new(lf - 1, lf - 1)
         } else {

@@ -4,6 +4,7 @@ use super::fields::{self, TeVerdict};
 use super::scan::{HeadScan, ScanError, ScanLimits};
 use super::{BodyFraming, Field, FieldKind, Method, Parsed, Span, Version};
 use crate::conf::model::Limits;
+use std::mem::MaybeUninit;
 
 /// Size of the on-stack httparse header array: the effective cap on request fields whatever
 /// `Limits::header_fields` says.
@@ -163,10 +164,11 @@ fn complete(
     head: &mut RequestHead,
 ) -> Result<Parsed, RequestError> {
     head.fields.clear();
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    // Uninitialised: filling 128 empty headers would cost more than parsing a small head.
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let n = (limits.header_fields.saturating_add(1)).min(MAX_FIELDS);
-    let mut req = httparse::Request::new(&mut storage[..n]);
-    match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut storage[..n]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(err(400, "malformed head")),
         Err(e) => {

@@ -3,6 +3,7 @@
 use super::fields::{self, TeVerdict};
 use super::scan::{HeadScan, ScanError, ScanLimits};
 use super::{BodyFraming, Field, FieldKind, Parsed, Span, Version};
+use std::mem::MaybeUninit;
 
 /// Size of the on-stack httparse header array: more response fields are an error.
 const MAX_FIELDS: usize = 128;
@@ -141,9 +142,14 @@ fn complete(
     head: &mut ResponseHead,
 ) -> Result<(), ResponseError> {
     head.fields.clear();
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut storage);
-    match resp.parse(buf) {
+    // Uninitialised: filling 128 empty headers would cost more than parsing a small head.
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut storage,
+    ) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(err("malformed response head")),
         Err(e) => {

@@ -57,7 +57,7 @@ impl HeadScan {
         // A head longer than `lim.head` has its final LF past index `lim.head - 1`, so nothing
         // beyond `lim.head` needs scanning.
         let end = buf.len().min(lim.head);
-        while let Some(i) = find_lf(&buf[self.pos..end]) {
+        while let Some(i) = find_byte::<b'\n'>(&buf[self.pos..end]) {
             let lf = self.pos + i;
             self.pos = lf + 1;
             if lf == 0 || buf[lf - 1] != b'\r' {
@@ -88,8 +88,11 @@ impl HeadScan {
                 if self.lines > lim.fields {
                     return Err(ScanError::TooManyFields);
                 }
-                if let Some(&b) = line.iter().find(|&&b| b == b':' || b == b' ' || b == b'\t')
-                    && b != b':'
+                // Only the byte before the colon: any other whitespace in the name (or a line
+                // without a colon) is a bad field name to httparse once the head is complete.
+                if let Some(c) = find_byte::<b':'>(line)
+                    && c > 0
+                    && matches!(line[c - 1], b' ' | b'\t')
                 {
                     return Err(ScanError::SpaceBeforeColon);
                 }
@@ -114,16 +117,16 @@ impl HeadScan {
     }
 }
 
-/// Index of the first `\n` in `hay`: a word-at-a-time (SWAR) search, 8 bytes per step.
+/// Index of the first byte `B` in `hay`: a word-at-a-time (SWAR) search, 8 bytes per step.
 #[inline]
-pub(crate) fn find_lf(hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_byte<const B: u8>(hay: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = LO * b'\n' as u64;
+    let pattern: u64 = LO * B as u64;
     let mut chunks = hay.chunks_exact(8);
     let mut base = 0;
     for c in &mut chunks {
-        let x = u64::from_le_bytes(c.try_into().unwrap()) ^ LF;
+        let x = u64::from_le_bytes(c.try_into().unwrap()) ^ pattern;
         // The lowest set bit of this expression always marks a real zero byte (borrows only
         // propagate upwards), which is all we need with little-endian loading.
         let z = x.wrapping_sub(LO) & !x & HI;
@@ -135,7 +138,7 @@ pub(crate) fn find_lf(hay: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&b| b == b'\n')
+        .position(|&b| b == B)
         .map(|i| base + i)
 }
 
@@ -144,23 +147,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_lf_matches_naive() {
+    fn find_byte_matches_naive() {
         let mut v = vec![b'a'; 40];
-        assert_eq!(find_lf(&v), None);
+        assert_eq!(find_byte::<b'\n'>(&v), None);
         for i in 0..40 {
             v[i] = b'\n';
-            assert_eq!(find_lf(&v), Some(i));
+            assert_eq!(find_byte::<b'\n'>(&v), Some(i));
             // a second LF later never changes the answer; one earlier does
             if i + 3 < 40 {
                 v[i + 3] = b'\n';
-                assert_eq!(find_lf(&v), Some(i));
+                assert_eq!(find_byte::<b'\n'>(&v), Some(i));
                 v[i + 3] = b'a';
             }
             v[i] = b'a';
         }
         // bytes next to 0x0a must not produce false positives
         let w = [0x0bu8, 0x09, 0x8a, 0x0b, 0x01, 0x00, 0xff, 0x0b, 0x0a];
-        assert_eq!(find_lf(&w), Some(8));
+        assert_eq!(find_byte::<b'\n'>(&w), Some(8));
     }
 
     fn lim() -> ScanLimits {

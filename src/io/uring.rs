@@ -60,7 +60,7 @@ async fn until<D: Unpin + 'static>(
 ) -> (io::Result<u32>, D) {
     if let Some(armed) = watch::arm(fd, deadline) {
         let (r, d) = op.await;
-        return (timeout_if_cancelled(r, armed.expired()), d);
+        return (timeout_if_cancelled(r, armed.finish()), d);
     }
     // A near deadline (ringload's next scheduled send) gets a kernel timeout: microseconds,
     // where tokio's wheel has milliseconds. If the operation wins, the timeout is left to

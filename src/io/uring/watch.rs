@@ -49,20 +49,18 @@ thread_local! {
 pub(super) struct Armed(usize);
 
 impl Armed {
-    /// Whether the sweeper cancelled the operation for its deadline.
-    pub(super) fn expired(&self) -> bool {
-        WATCH.with(|w| w.borrow().slots[self.0].state == State::Expired)
+    /// Frees the slot once the operation completed; true if the sweeper cancelled it for its
+    /// deadline.
+    pub(super) fn finish(self) -> bool {
+        let i = self.0;
+        std::mem::forget(self);
+        WATCH.with(|w| w.borrow_mut().free_slot(i)) == State::Expired
     }
 }
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        WATCH.with(|w| {
-            let mut w = w.borrow_mut();
-            w.slots[self.0].state = State::Free;
-            w.free.push(self.0);
-            w.armed -= 1;
-        });
+        WATCH.with(|w| w.borrow_mut().free_slot(self.0));
     }
 }
 
@@ -125,6 +123,13 @@ async fn sweeper() {
 }
 
 impl Watch {
+    fn free_slot(&mut self, i: usize) -> State {
+        let was = std::mem::replace(&mut self.slots[i].state, State::Free);
+        self.free.push(i);
+        self.armed -= 1;
+        was
+    }
+
     /// Submits a cancel for each operation past its deadline; None when no slot is taken.
     /// Every cancel is queued before any is awaited: while awaiting, an fd could be closed and
     /// reused by a new connection whose operations a late cancel would hit.
