@@ -348,6 +348,8 @@ pub struct MemberSpec {
     pub url: String,
     pub host: String,
     pub port: u16,
+    /// `Host: host[:port]\r\n` as sent to this member (without ProxyPreserveHost), made once.
+    pub host_field: String,
     /// Path part of the member URL ("" when none), prefixed to the forwarded path.
     pub path: String,
     /// Resolved at load time; connect tries them in order.
@@ -386,10 +388,16 @@ impl MemberSpec {
         path: String,
         addrs: Vec<SocketAddr>,
     ) -> MemberSpec {
+        let host_field = if port == 80 {
+            format!("Host: {host}\r\n")
+        } else {
+            format!("Host: {host}:{port}\r\n")
+        };
         MemberSpec {
             url,
             host,
             port,
+            host_field,
             path,
             addrs,
             route: String::new(),

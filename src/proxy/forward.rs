@@ -3,7 +3,7 @@
 //! writev together with whatever body bytes arrived with the head.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::conf::Config;
 use crate::conf::model::MemberSpec;
@@ -37,16 +37,7 @@ pub fn request_head(
     let client_host = req.host.map(|h| h.get(buf));
     match (cfg.proxy_preserve_host, client_host) {
         (true, Some(h)) => push_field(g, b"Host", h),
-        _ => {
-            let start = g.scratch.len();
-            if member.port == 80 {
-                let _ = write!(g.scratch, "Host: {}\r\n", member.host);
-            } else {
-                let _ = write!(g.scratch, "Host: {}:{}\r\n", member.host, member.port);
-            }
-            let end = g.scratch.len();
-            g.push(Src::Scratch, start, end);
-        }
+        _ => g.push_scratch(member.host_field.as_bytes()),
     }
     let has_body = !matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
     for f in &req.fields {
@@ -69,11 +60,7 @@ pub fn request_head(
     // Added after the hop-by-hop stripping, so `Connection: X-Forwarded-For` cannot remove them.
     if cfg.proxy_add_headers {
         let mut ip = [0u8; 48];
-        let n = {
-            let mut w = &mut ip[..];
-            let _ = write!(w, "{}", peer.ip());
-            48 - w.len()
-        };
+        let n = ip_text(peer.ip(), &mut ip);
         merged_field(
             g,
             buf,
@@ -118,6 +105,34 @@ pub fn request_head(
     } else {
         b"Connection: close\r\n\r\n"
     });
+}
+
+/// Writes `ip` as text into `out`, returning its length. IPv4, the common case, without the
+/// formatting machinery (a tenth of its cost per request).
+fn ip_text(ip: IpAddr, out: &mut [u8; 48]) -> usize {
+    let IpAddr::V4(v4) = ip else {
+        let mut w = &mut out[..];
+        let _ = write!(w, "{ip}");
+        return 48 - w.len();
+    };
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            out[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            out[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    n
 }
 
 /// The request target, with any byte that may not appear in a request line (a rewrite can
@@ -249,5 +264,29 @@ impl BodyState {
         };
         g.push(src, offset, offset + n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.3.40",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:192.0.2.128",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = [0u8; 48];
+            let n = ip_text(ip, &mut out);
+            assert_eq!(&out[..n], ip.to_string().as_bytes());
+        }
     }
 }
