@@ -183,7 +183,7 @@ def linear_scale(values):
 
 def nice_ceiling(x):
     magnitude = 10 ** math.floor(math.log10(x))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if step * magnitude >= x:
             return step * magnitude
     return 10 * magnitude

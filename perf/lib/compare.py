@@ -8,6 +8,7 @@ perf/README.md says what it measures and how.
 import argparse
 import datetime
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -74,6 +75,9 @@ def parse_args(argv):
                    help="27 B, c50, 1 worker, 1 repetition (the old perf/quick-compare)")
     p.add_argument("--out", help="results folder (default perf/results for the default matrix, "
                                  "perf/results/scratch otherwise)")
+    p.add_argument("--render", metavar="RESULTS.json",
+                   help="measure nothing: write RESULTS.md and the charts again from RESULTS.json "
+                        "(after a note was added to its info.notes, or the report changed)")
     p.add_argument("--port-base", type=int, default=18400,
                    help="origin ports BASE and BASE+1, nginx origin status BASE+2, proxy BASE+80")
     args = p.parse_args(argv)
@@ -135,6 +139,8 @@ class Run:
         os.chmod(self.work, 0o755)  # nginx and Apache workers run as www-data
         S.copy_binaries(self.work)
         self.origin = S.Origin(args.origin, self.ports, self.work)
+        self.git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                                  capture_output=True, text=True).stdout.strip()
         self.cells = {}
         self.started = time.monotonic()
         self.done = 0
@@ -320,12 +326,10 @@ def built():
 
 
 def meta(args, run, started, argv):
-    git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                         capture_output=True, text=True).stdout.strip()
     return {
         "date": started.strftime("%Y-%m-%d %H:%M %Z").strip(),
-        "command": "perf/compare " + shlex.join(argv),
-        "git": git,
+        "command": " ".join(["perf/compare", shlex.join(argv)]).strip(),
+        "git": run.git,  # the tree ringproxy was built from
         "machine": machine_facts(),
         "versions": {"ringproxy": version([S.PROGRAMS["ringproxy"], "--version"]) + built(),
                      "haproxy": version(["haproxy", "-v"]), "nginx": version(["nginx", "-v"]),
@@ -345,8 +349,19 @@ def stem(args, started):
     return started.strftime("%Y-%m-%d-%H%M%S")
 
 
+def render(path):
+    with open(path) as f:
+        results = json.load(f)
+    folder, name = os.path.split(os.path.abspath(path))
+    paths = report.write(folder, name.removesuffix(".json"), results["info"], results["cells"])
+    print("wrote " + ", ".join(os.path.relpath(p) for p in paths))
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     started = datetime.datetime.now().astimezone()
     run = Run(args)
     n = len(matrix(args))

@@ -39,6 +39,9 @@ def summarize_ringload(report):
         "errors": report["error_count"] + non_2xx,
         "error_kinds": report["errors"],
         "status": report["status"],
+        "at_stop": {k: report.get(k) for k in ("in_flight_at_stop", "drained", "failed_in_drain",
+                                               "abandoned") if k in report},
+        "per_second": [{k: i[k] for k in ("t", "count", "p99")} for i in report["intervals"]],
         "generator_cpu_us_per_req": report["cost"]["cpu_us_per_request"],
         "generator_trustworthy": report["verdict"]["trustworthy"],
     }

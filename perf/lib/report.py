@@ -213,7 +213,7 @@ def checks(cell, hap, smallest):
 # ---- notes ----
 
 def notes(info, cells):
-    out = []
+    out = [f"- {note}" for note in info.get("notes", [])]  # written by hand into the JSON
     busy = [(c, c["summary"]["other_cpu_pct"]["median"]) for c in cells
             if "other_cpu_pct" in c["summary"]]
     noisy = [(c, pct) for c, pct in busy if pct > CONTENTION_PCT]
