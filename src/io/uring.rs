@@ -64,7 +64,8 @@ async fn until<D: Unpin + 'static>(
     }
     // A near deadline (ringload's next scheduled send) gets a kernel timeout: microseconds,
     // where tokio's wheel has milliseconds. If the operation wins, the timeout is left to
-    // expire on its own (at most 100 ms later, `watch::COARSE_FROM`); tokio-uring keeps its timespec alive.
+    // expire on its own, at most 100 ms later (`watch::COARSE_FROM`); tokio-uring keeps its
+    // timespec alive until then.
     let mut op = std::pin::pin!(op);
     tokio::select! {
         biased;

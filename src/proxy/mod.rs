@@ -27,8 +27,9 @@ use route::{Route, RouteInput};
 
 /// First read size for a client; grows up to the head limit, and to `BODY_BUF` for bodies.
 const INITIAL_BUF: usize = 8 * 1024;
-/// Buffer size for streaming large bodies (bounded memory per connection).
-const BODY_BUF: usize = 64 * 1024;
+/// Buffer size for streaming large bodies (bounded memory per connection): a 1 MiB body in 4
+/// reads and 4 writes; 256 KiB cost 27 % less CPU per 1 MiB response than 64 KiB (perf/README.md).
+const BODY_BUF: usize = 256 * 1024;
 
 /// How long a closing client connection is drained after our response when it may still be
 /// sending (httpd's lingering close), so the response is not lost to a reset.

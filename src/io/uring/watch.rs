@@ -60,7 +60,8 @@ impl Armed {
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        WATCH.with(|w| w.borrow_mut().free_slot(self.0));
+        // try_with: a runtime dropped while the thread exits may outlive the table.
+        let _ = WATCH.try_with(|w| w.borrow_mut().free_slot(self.0));
     }
 }
 
@@ -105,7 +106,7 @@ struct Running;
 
 impl Drop for Running {
     fn drop(&mut self) {
-        WATCH.with(|w| w.borrow_mut().clock = None);
+        let _ = WATCH.try_with(|w| w.borrow_mut().clock = None);
     }
 }
 
