@@ -1,8 +1,7 @@
 //! The per-shard keep-alive pool (`enablereuse=on`): one LIFO stack of idle connections per
 //! member, so the hottest connection is reused and cold ones age out. Owned by one shard, so no
 //! locks. A connection comes back only after a complete response with no leftover bytes (the
-//! caller's decision); on checkout it must be younger than `ttl` and pass a liveness peek,
-//! unless the caller can replay its request and the connection was idle only briefly (below).
+//! caller's decision); on checkout it must pass a liveness peek and be younger than `ttl`.
 
 use std::time::{Duration, Instant};
 
@@ -34,23 +33,13 @@ impl<C: Conn> Pool<C> {
         }
     }
 
-    /// The newest idle connection that is younger than `ttl` and still alive; stale ones are
-    /// closed on the way. A connection idle for less than `trust_idle` skips the liveness peek
-    /// (one syscall per request under load): callers pass a non-zero value only for requests
-    /// they replay when a reused connection dies before answering, and the housekeeping sweep
-    /// peeks every idle connection each second anyway.
-    pub fn checkout(
-        &mut self,
-        key: MemberKey,
-        ttl: Option<Duration>,
-        now: Instant,
-        trust_idle: Duration,
-    ) -> Option<C> {
+    /// The newest idle connection that is still alive and younger than `ttl`; stale ones are
+    /// closed on the way.
+    pub fn checkout(&mut self, key: MemberKey, ttl: Option<Duration>, now: Instant) -> Option<C> {
         let stack = &mut self.stacks[key.slot];
         while let Some(idle) = stack.pop() {
-            let idle_for = now.duration_since(idle.since);
-            let expired = ttl.is_some_and(|ttl| idle_for >= ttl);
-            if !expired && (idle_for < trust_idle || idle.conn.is_idle_alive()) {
+            let expired = ttl.is_some_and(|ttl| now.duration_since(idle.since) >= ttl);
+            if !expired && idle.conn.is_idle_alive() {
                 return Some(idle.conn);
             }
         }

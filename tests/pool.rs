@@ -155,9 +155,8 @@ fn connectiontimeout_cuts_a_connect_that_never_completes() {
 }
 
 /// A member that closes each connection shortly after answering (a short keep-alive
-/// timeout). A GET right after skips the liveness peek and is replayed on a fresh connection
-/// when the reused one turns out dead; a POST, which cannot be replayed, is peeked first and
-/// goes out on a fresh connection straight away.
+/// timeout): the liveness peek finds the pooled connection dead, so a GET and a POST that
+/// follow both go out on fresh connections.
 #[test]
 fn idle_close_by_member_is_survived_by_get_and_post() {
     let o = ScriptedOrigin::start(|s, got| {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::balance::{NoMember, Pick, Sticky, now_ms};
 use crate::conf::Config;
 use crate::conf::model::LogLevel;
-use crate::http::{self, BodyFraming, FieldKind, Method, Parsed, RequestHead, ResponseHead};
+use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
 use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
 use crate::shard::{Epoch, Shard};
@@ -37,10 +37,6 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How long a request with `Expect: 100-continue` waits for the member's 100 before sending
 /// the body anyway (the client does the same after its own wait).
 const EXPECT_WAIT: Duration = Duration::from_secs(1);
-/// A pooled connection idle for less than this is reused without a liveness peek when the
-/// request can be replayed (a dead one is then caught by the replay). Members that announce
-/// an idle timeout by sending something (a 408) do so after seconds, not within one.
-const TRUST_IDLE: Duration = Duration::from_secs(1);
 
 /// What one exchange did, for the log line and the keep-alive verdict. It holds the member
 /// picks (busy counts up) until the request is logged, as httpd's request-pool cleanup does.
@@ -409,13 +405,7 @@ impl<B: Backend> Client<B> {
         let max_attempts = bal.max_attempts();
         // Set after a reused connection went stale: the replay must use a fresh connection.
         let mut fresh_only = false;
-        let trust_idle = if self.req.method.is_idempotent()
-            && matches!(self.req.body, BodyFraming::None | BodyFraming::Length(0))
-        {
-            TRUST_IDLE
-        } else {
-            Duration::ZERO
-        };
+
         let (pick, be, outcome) = loop {
             let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
                 let picked = bal.pick(
@@ -455,11 +445,10 @@ impl<B: Backend> Client<B> {
                 };
                 if spec.enable_reuse
                     && !fresh_only
-                    && let Some(c) =
-                        epoch
-                            .pool
-                            .borrow_mut()
-                            .checkout(key, spec.ttl, Instant::now(), trust_idle)
+                    && let Some(c) = epoch
+                        .pool
+                        .borrow_mut()
+                        .checkout(key, spec.ttl, Instant::now())
                 {
                     break (pick, c, true);
                 }

@@ -79,7 +79,9 @@ pub(super) fn arm(fd: RawFd, deadline: Instant) -> Option<Armed> {
         }
         if w.clock.is_none() {
             w.clock = Some(now);
-            drop(tokio_uring::spawn(sweeper()));
+            // The guard goes with the task, so a task dropped before its first poll (the
+            // runtime ended) still clears the clock and the next runtime starts a sweeper.
+            drop(tokio_uring::spawn(sweeper(Running)));
         }
         let slot = Slot {
             fd,
@@ -110,8 +112,7 @@ impl Drop for Running {
     }
 }
 
-async fn sweeper() {
-    let _running = Running;
+async fn sweeper(_running: Running) {
     loop {
         tokio::time::sleep(SWEEP).await;
         let Some(cancels) = WATCH.with(|w| w.borrow_mut().cancel_due(Instant::now())) else {
