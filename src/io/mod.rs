@@ -56,7 +56,8 @@ pub trait Listener: 'static {
 #[allow(async_fn_in_trait)]
 pub trait Conn: 'static {
     /// Reads into `buf[len..capacity]` and extends `len`; Ok(0) is end of stream. At the
-    /// deadline: Err(TimedOut), with nothing consumed from the socket.
+    /// deadline (io_uring: up to 10 ms after it when it was 100 ms or more away, see
+    /// uring/watch.rs): Err(TimedOut), with nothing consumed from the socket.
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
     /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline.
     async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
