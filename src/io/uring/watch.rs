@@ -68,21 +68,17 @@ impl Drop for Armed {
 /// Takes a slot for an operation in flight on `fd`, or None when the deadline is too near for
 /// the sweep's granularity (the caller then keeps a timer of its own).
 pub(super) fn arm(fd: RawFd, deadline: Instant) -> Option<Armed> {
-    WATCH.with(|w| {
+    let (armed, start_sweeper) = WATCH.with(|w| {
         let mut w = w.borrow_mut();
         let now = match w.clock {
             Some(t) => t,
             None => Instant::now(),
         };
         if deadline.saturating_duration_since(now) < COARSE_FROM {
-            return None;
+            return (None, false);
         }
-        if w.clock.is_none() {
-            w.clock = Some(now);
-            // The guard goes with the task, so a task dropped before its first poll (the
-            // runtime ended) still clears the clock and the next runtime starts a sweeper.
-            drop(tokio_uring::spawn(sweeper(Running)));
-        }
+        let start_sweeper = w.clock.is_none();
+        w.clock = Some(now);
         let slot = Slot {
             fd,
             deadline,
@@ -99,8 +95,15 @@ pub(super) fn arm(fd: RawFd, deadline: Instant) -> Option<Armed> {
             }
         };
         w.armed += 1;
-        Some(Armed(i))
-    })
+        (Some(Armed(i)), start_sweeper)
+    });
+    if start_sweeper {
+        // Spawned outside the borrow: a task dropped at once would run `Running`'s drop. The
+        // guard goes with the task, so a task dropped before its first poll (the runtime
+        // ended) still clears the clock and the next runtime starts a sweeper.
+        drop(tokio_uring::spawn(sweeper(Running)));
+    }
+    armed
 }
 
 /// Marks this thread's sweeper as gone when its task ends, also when the runtime drops it.
