@@ -208,13 +208,7 @@ fn peek_idle(fd: std::os::fd::RawFd) -> bool {
 /// One listener with SO_REUSEPORT and SO_REUSEADDR, listening with a backlog of 4096: each
 /// thread binds its own, and the kernel spreads connections between them.
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    s.set_reuse_address(true)?;
+    let s = reuseaddr_socket(addr)?;
     s.set_reuse_port(true)?;
     s.set_nodelay(true)?;
     s.bind(&addr.into())?;
@@ -226,6 +220,11 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener>
 /// otherwise share the port silently; this probe has SO_REUSEADDR only, so it conflicts with any
 /// listening socket but not with connections left in TIME_WAIT.
 pub fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    reuseaddr_socket(addr)?.bind(&addr.into())
+}
+
+/// A TCP socket for `addr`'s family with SO_REUSEADDR, close-on-exec.
+fn reuseaddr_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(
         Domain::for_address(addr),
@@ -233,7 +232,7 @@ pub fn check_port_free(addr: SocketAddr) -> io::Result<()> {
         Some(Protocol::TCP),
     )?;
     s.set_reuse_address(true)?;
-    s.bind(&addr.into())
+    Ok(s)
 }
 
 /// Deadline helper: now + d.

@@ -314,6 +314,24 @@ impl<B: Backend> Client<B> {
     }
 
     /// Answers from the proxy itself. A request body that was not read closes the connection.
+    /// Logs why member `m` failed, puts it in error state for its `retry=` and excludes it from
+    /// this request's further picks.
+    fn disable_member(
+        &self,
+        shard: &Shard<B>,
+        bal: &crate::balance::Balancer,
+        m: usize,
+        msg: &str,
+        exclude: &mut u64,
+    ) {
+        shard
+            .control
+            .errlog
+            .write_client(LogLevel::Error, "proxy", Some(self.peer), msg);
+        bal.mark_error(m, now_ms());
+        *exclude |= 1 << m;
+    }
+
     async fn local_response(
         &mut self,
         shard: &Shard<B>,
@@ -465,14 +483,7 @@ impl<B: Backend> Client<B> {
                             spec.url,
                             spec.retry.as_secs()
                         );
-                        shard.control.errlog.write_client(
-                            LogLevel::Error,
-                            "proxy",
-                            Some(self.peer),
-                            &msg,
-                        );
-                        bal.mark_error(m, now_ms());
-                        exclude |= 1 << m;
+                        self.disable_member(shard, bal, m, &msg, &mut exclude);
                         x.failed_picks.push(pick);
                         attempts += 1;
                         if attempts > max_attempts {
@@ -497,14 +508,7 @@ impl<B: Backend> Client<B> {
                         "AH01102: member {} reset a new connection; disabling it",
                         pick.spec().url
                     );
-                    shard.control.errlog.write_client(
-                        LogLevel::Error,
-                        "proxy",
-                        Some(self.peer),
-                        &msg,
-                    );
-                    bal.mark_error(m, now_ms());
-                    exclude |= 1 << m;
+                    self.disable_member(shard, bal, m, &msg, &mut exclude);
                 }
                 fresh_only = true;
                 x.failed_picks.push(pick);
