@@ -43,9 +43,9 @@ def list_arg(convert):
 
 def proxies_arg(text):
     names = list_arg(str.strip)(text)
-    unknown = [n for n in names if n not in S.PROXIES]
+    unknown = [n for n in names if n not in S.PROXIES + S.REFERENCES]
     if unknown:
-        known = ", ".join(S.PROXIES)
+        known = ", ".join(S.PROXIES + S.REFERENCES)
         raise argparse.ArgumentTypeError(f"unknown proxy {unknown[0]} (known: {known})")
     return names
 
@@ -64,7 +64,8 @@ def parse_args(argv):
     p.add_argument("--origin", choices=("ringload", "nginx"), default="ringload",
                    help="the backend: ringload origin or nginx with one worker (default ringload)")
     p.add_argument("--proxies", type=proxies_arg, default=list(S.PROXIES),
-                   help="default ringproxy,haproxy,nginx,apache")
+                   help="default ringproxy,haproxy,nginx,apache; haproxy-tcp (an L4 relay, "
+                        "for reference) on request")
     p.add_argument("--bodies", type=list_arg(size_arg), default=[27, 16384, 1048576],
                    help="response body sizes (default 27,16k,1m)")
     p.add_argument("--conns", type=list_arg(int), default=[50, 200],

@@ -18,11 +18,15 @@ PATH = "/service1/index.html"
 TUTORIAL_BODY = b"Server response, port 8000\n"  # 27 bytes, as in the httpd tutorial
 
 PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
+# Opt-in references, not in the default matrix: HAProxy relaying bytes in `mode tcp` (no HTTP
+# parsing, one member connection per client connection) shows what the socket work alone costs.
+REFERENCES = ("haproxy-tcp",)
 # ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
 # during the run does not change what is measured half-way.
 PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
             "ringload": os.path.join(BUILT, "ringload"),
-            "haproxy": "haproxy", "nginx": "nginx", "apache": "apache2"}
+            "haproxy": "haproxy", "haproxy-tcp": "haproxy", "nginx": "nginx",
+            "apache": "apache2"}
 
 
 def copy_binaries(folder):
@@ -125,8 +129,8 @@ def body_bytes(size):
 
 def proxy_command(name, workers, ports, work):
     """Writes the proxy's config into work and returns its command line."""
-    return {"ringproxy": ringproxy, "haproxy": haproxy, "nginx": nginx,
-            "apache": apache}[name](workers, ports, work)
+    return {"ringproxy": ringproxy, "haproxy": haproxy, "haproxy-tcp": haproxy_tcp,
+            "nginx": nginx, "apache": apache}[name](workers, ports, work)
 
 
 def balancer_stanza(ports, httpd=False):
@@ -171,29 +175,37 @@ KeepAliveTimeout 300
     return [PROGRAMS["ringproxy"], "-f", conf, "-j", str(workers), "--grace", "2"]
 
 
-def haproxy(workers, ports, work):
-    conf = os.path.join(work, "haproxy.cfg")
+def haproxy(workers, ports, work, mode="http"):
+    conf = os.path.join(work, f"haproxy-{mode}.cfg")
     a, b = ports.members
+    http_only = """\
+  timeout http-keep-alive 300s
+  http-reuse always
+""" if mode == "http" else ""
+    route = "  use_backend backend if { path_beg /service1/ }" if mode == "http" else \
+        "  default_backend backend"
     write(conf, f"""\
 global
   nbthread {workers}
   maxconn 5000
 defaults
-  mode http
+  mode {mode}
   timeout connect 5s
   timeout client 300s
   timeout server 300s
-  timeout http-keep-alive 300s
-  http-reuse always
-frontend proxy
+{http_only}frontend proxy
   bind 127.0.0.1:{ports.proxy}
-  use_backend backend if {{ path_beg /service1/ }}
+{route}
 backend backend
   balance roundrobin
   server port-{a} 127.0.0.1:{a}
   server port-{b} 127.0.0.1:{b}
 """)
     return ["haproxy", "-f", conf, "-db"]
+
+
+def haproxy_tcp(workers, ports, work):
+    return haproxy(workers, ports, work, mode="tcp")
 
 
 def nginx(workers, ports, work):
