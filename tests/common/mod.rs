@@ -47,6 +47,32 @@ pub fn wait_listening(port: u16, limit: Duration) -> bool {
     false
 }
 
+/// Waits (bounded) until the file `log` contains `marker`, the line a server writes once all
+/// its listeners are bound. A successful connect is not enough: when the server failed to bind
+/// (another test took the port between `free_port` and the bind), the connect may reach that
+/// other test's listener. Err (with the log) if the process exits first or the limit passes.
+pub fn wait_ready(
+    child: &mut Child,
+    log: &Path,
+    marker: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    let until = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(marker) {
+            return Ok(());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!("exited ({st}): {text}"));
+        }
+        if Instant::now() > until {
+            return Err(format!("no \"{marker}\" within {limit:?}: {text}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A child process, killed by PID when dropped.
 pub struct Proc {
     pub child: Child,
@@ -161,8 +187,15 @@ pub fn start_proxy(tag: &str, body: &str, threads: usize) -> Proxy {
             .spawn()
             .expect("start ringproxy");
         let mut proc = Proc { child };
-        if wait_listening(port, Duration::from_secs(5)) {
-            return Proxy { proc, port, dir };
+        let log = dir.join("error.log");
+        match wait_ready(
+            &mut proc.child,
+            &log,
+            " configured, ",
+            Duration::from_secs(5),
+        ) {
+            Ok(()) => return Proxy { proc, port, dir },
+            Err(why) => eprintln!("ringproxy on {port} did not start, retrying: {why}"),
         }
         let _ = proc.stop(libc::SIGKILL, Duration::from_secs(2));
     }
@@ -172,24 +205,25 @@ pub fn start_proxy(tag: &str, body: &str, threads: usize) -> Proxy {
 /// Starts `ringload origin` on `ports` with extra arguments; waits until every port accepts.
 pub fn start_origin(ports: &[u16], extra: &[&str]) -> Proc {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let log = temp_dir("origin").join("stderr");
     let child = Command::new(env!("CARGO_BIN_EXE_ringload"))
         .arg("origin")
         .arg("--ports")
         .arg(list.join(","))
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start ringload origin");
-    let p = Proc { child };
-    for &port in ports {
-        assert!(
-            wait_listening(port, Duration::from_secs(5)),
-            "origin on {port} did not start"
-        );
+    let mut p = Proc { child };
+    if let Err(why) = wait_ready(&mut p.child, &log, ORIGIN_READY, Duration::from_secs(5)) {
+        panic!("origin on {list:?} did not start: {why}");
     }
     p
 }
+
+/// What `ringload origin` writes to stderr once every port is bound.
+pub const ORIGIN_READY: &str = "ringload origin: listening on";
 
 /// A balancer stanza for members on `ports` (routes "r<port>"), with extra ProxySet params.
 pub fn balancer_conf(name: &str, ports: &[u16], member_params: &[&str], proxyset: &str) -> String {
