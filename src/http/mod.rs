@@ -15,12 +15,14 @@
 //!
 //! Incremental use: between two calls that return [`Parsed::Partial`], the caller may only
 //! *append* bytes to the buffer (the head remembers how far it has scanned, so a slow client
-//! costs a scan of the new bytes only, and httparse runs once, when the head is complete).
+//! costs a scan of the new bytes only, and the head is parsed once, when it is complete: request
+//! heads by httparse, response heads by `field_lines`).
 //! After `Complete` or an error the scan state is reset, so the next call may pass a different
 //! buffer (for example `&buf[head_len + body_len..]` for a pipelined request). If the buffer
 //! is compacted or replaced while a head is partial, call `reset()` on the head first.
 
 pub mod chunked;
+mod field_lines;
 mod fields;
 mod request;
 mod response;
@@ -29,7 +31,7 @@ mod status;
 
 pub use chunked::{ChunkError, ChunkedScanner};
 pub use request::{RequestError, RequestHead, parse_request};
-pub use response::{ResponseError, ResponseHead, parse_response};
+pub use response::{ResponseError, ResponseHead, parse_response, parse_response_framing};
 pub use status::status_reason;
 
 /// The HTTP version of a message. Only HTTP/1.0 and HTTP/1.1 are accepted.

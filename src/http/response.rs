@@ -1,11 +1,11 @@
 //! Backend response heads.
 
+use super::field_lines::{FieldLineError, parse_field_lines, parse_framing_lines};
 use super::fields::{self, TeVerdict};
 use super::scan::{HeadScan, ScanError, ScanLimits};
 use super::{BodyFraming, Field, FieldKind, Parsed, Span, Version};
-use std::mem::MaybeUninit;
 
-/// Size of the on-stack httparse header array: more response fields are an error.
+/// More response fields than this are an error.
 const MAX_FIELDS: usize = 128;
 
 /// A parsed response head: spans into the caller's buffer. Reuse one per backend connection;
@@ -102,6 +102,44 @@ pub fn parse_response(
     max_head: usize,
     head: &mut ResponseHead,
 ) -> Result<Parsed, ResponseError> {
+    parse_head(buf, request_was_head, max_head, head, FieldSet::All)
+}
+
+/// [`parse_response`] for a client that needs the framing only (the load generator): the head's
+/// lines, status line and framing are checked the same way, but only the Content-Length,
+/// Transfer-Encoding and Connection fields, and the one named `also` (case-insensitive), are
+/// parsed into `head.fields`; the other field lines are skipped unexamined.
+pub fn parse_response_framing(
+    buf: &[u8],
+    request_was_head: bool,
+    max_head: usize,
+    head: &mut ResponseHead,
+    also: Option<&[u8]>,
+) -> Result<Parsed, ResponseError> {
+    parse_head(
+        buf,
+        request_was_head,
+        max_head,
+        head,
+        FieldSet::Framing(also),
+    )
+}
+
+/// Which field lines become [`Field`]s.
+#[derive(Clone, Copy)]
+enum FieldSet<'a> {
+    All,
+    /// The framing fields and, if given, the field of this name.
+    Framing(Option<&'a [u8]>),
+}
+
+fn parse_head(
+    buf: &[u8],
+    request_was_head: bool,
+    max_head: usize,
+    head: &mut ResponseHead,
+    set: FieldSet<'_>,
+) -> Result<Parsed, ResponseError> {
     let max_head = max_head.min(u32::MAX as usize);
     let lim = ScanLimits {
         first_line: max_head,
@@ -130,7 +168,7 @@ pub fn parse_response(
             });
         }
     };
-    complete(&buf[..head_len], first, request_was_head, head)?;
+    complete(&buf[..head_len], first, request_was_head, set, head)?;
     head.head_len = head_len;
     Ok(Parsed::Complete)
 }
@@ -139,47 +177,31 @@ fn complete(
     buf: &[u8],
     (line_start, line_end): (usize, usize),
     request_was_head: bool,
+    set: FieldSet<'_>,
     head: &mut ResponseHead,
 ) -> Result<(), ResponseError> {
     head.fields.clear();
-    // Uninitialised: filling 128 empty headers would cost more than parsing a small head.
-    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut storage,
-    ) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(err("malformed response head")),
-        Err(e) => {
-            return Err(match e {
-                httparse::Error::Version => err("bad response version"),
-                httparse::Error::Status => err("bad status line"),
-                httparse::Error::HeaderName => err("bad response field name"),
-                httparse::Error::HeaderValue => err("bad response field value"),
-                httparse::Error::TooManyHeaders => err("too many response fields"),
-                _ => err("malformed response head"),
-            });
-        }
-    }
-    let status = resp.code.expect("complete");
+    let (version, status) = status_line(&buf[line_start..line_end])?;
     if !(100..=599).contains(&status) {
         return Err(err("status code out of range"));
     }
     head.status = status;
-    head.version = if resp.version == Some(0) {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    head.version = version;
     head.status_line = Span::new(line_start, line_end);
-    // "HTTP/1.x NNN" is 12 bytes; the reason starts after the following SP. Taken from the
-    // buffer rather than from httparse, which returns "" for reasons with obs-text.
+    // "HTTP/1.x NNN" is 12 bytes; the reason starts after the following SP.
     let r0 = (line_start + 13).min(line_end);
     head.reason = Span::new(r0, line_end);
 
-    fields::collect_fields(resp.headers, buf, false, &mut head.fields);
+    // The head ends with the empty line's CRLF; the fields start after the status line's.
+    let (start, end) = (line_end + 2, buf.len() - 2);
+    match set {
+        FieldSet::All => parse_field_lines(buf, start, end, false, &mut head.fields),
+        FieldSet::Framing(also) => parse_framing_lines(buf, start, end, also, &mut head.fields),
+    }
+    .map_err(|e| match e {
+        FieldLineError::Name => err("bad response field name"),
+        FieldLineError::Value => err("bad response field value"),
+    })?;
     head.body = framing(buf, status, request_was_head, head)?;
     let conn = fields::apply_connection(&mut head.fields, buf);
     head.conn_close = match head.version {
@@ -187,6 +209,31 @@ fn complete(
         Version::Http10 => conn.close || !conn.keep_alive,
     };
     Ok(())
+}
+
+/// `HTTP/1.x SP 3DIGIT [SP reason-phrase]` (RFC 9112 §4; a missing SP and reason is
+/// tolerated). The reason may hold HTAB, SP, visible characters and obs-text.
+fn status_line(line: &[u8]) -> Result<(Version, u16), ResponseError> {
+    let version = match line.get(..8) {
+        Some(b"HTTP/1.1") => Version::Http11,
+        Some(b"HTTP/1.0") => Version::Http10,
+        _ => return Err(err("bad response version")),
+    };
+    let code = match line.get(8..12) {
+        Some(&[b' ', a, b, c]) if [a, b, c].iter().all(u8::is_ascii_digit) => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return Err(err("bad status line")),
+    };
+    match line.get(12..) {
+        Some([]) => {}
+        Some([b' ', reason @ ..])
+            if reason
+                .iter()
+                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) => {}
+        _ => return Err(err("bad status line")),
+    }
+    Ok((version, code))
 }
 
 fn framing(
@@ -367,6 +414,55 @@ mod tests {
                 parse(input, false).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn framing_only_parse_keeps_the_framing_fields_and_the_named_one() {
+        let framing = |input: &[u8], also: Option<&[u8]>| {
+            let mut h = ResponseHead::new();
+            match parse_response_framing(input, false, 65536, &mut h, also) {
+                Ok(Parsed::Complete) => Ok(h),
+                Ok(Parsed::Partial) => panic!("partial"),
+                Err(e) => Err(e.reason),
+            }
+        };
+        // Lines it does not keep are not examined: a bad name or value there is no error.
+        let buf = b"HTTP/1.1 200 OK\r\nServer: x\r\nBad Name: \x01\r\nCONTENT-LENGTH: 3\r\n\
+X-Backend: b1\r\nConnection: close\r\n\r\nabc";
+        let h = framing(buf, Some(b"x-backend")).unwrap();
+        let names: Vec<&[u8]> = h.fields.iter().map(|f| f.name.get(buf)).collect();
+        assert_eq!(
+            names,
+            vec![&b"CONTENT-LENGTH"[..], b"X-Backend", b"Connection"]
+        );
+        assert_eq!(h.body, BodyFraming::Length(3));
+        assert_eq!(h.field(buf, "x-backend"), Some(&b"b1"[..]));
+        assert!(h.conn_close);
+        assert_eq!(framing(buf, None).unwrap().fields.len(), 2);
+        assert_eq!(
+            framing(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                None
+            )
+            .unwrap()
+            .body,
+            BodyFraming::Chunked
+        );
+        // Framing is as strict as in the full parse.
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\x00\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n",
+            b"HTTP/1.1 200 OK\nContent-Length: 5\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+        ] {
+            assert!(
+                framing(bad, None).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
             );
         }
     }

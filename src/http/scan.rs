@@ -1,10 +1,12 @@
 //! The cheap pre-scan that runs on every read until a head is complete.
 //!
-//! httparse re-parses from byte 0 on each call, so it runs only once the whole head is present.
+//! The head parsers (httparse for requests, `field_lines` for responses) start from byte 0, so
+//! they run only once the whole head is present.
 //! Until then this scanner walks the new bytes line by line (a word-at-a-time search for LF),
 //! remembering where it stopped, and enforces what must be enforced while the head is partial:
 //! line-length and field-count limits, the head size cap, bare LF, obs-fold and whitespace
-//! between a field name and its colon (httparse accepts bare LF, so that check is ours alone).
+//! between a field name and its colon (httparse accepts bare LF, so for requests that check is
+//! ours alone).
 
 /// Resumable scan state, embedded in the head structs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +91,7 @@ impl HeadScan {
                     return Err(ScanError::TooManyFields);
                 }
                 // Only the byte before the colon: any other whitespace in the name (or a line
-                // without a colon) is a bad field name to httparse once the head is complete.
+                // without a colon) is a bad field name to the head parser once the head is complete.
                 if let Some(c) = find_byte::<b':'>(line)
                     && c > 0
                     && matches!(line[c - 1], b' ' | b'\t')

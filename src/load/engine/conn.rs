@@ -359,7 +359,18 @@ async fn serve<B: Backend, W: Wire>(
         loop {
             match &mut phase {
                 Phase::Head => {
-                    match http::parse_response(&buf[pos..], ctx.requests.head_only, 1 << 20, head) {
+                    let also = match &plan.tally {
+                        Some(Tally::Header(name)) => Some(name.as_bytes()),
+                        _ => None,
+                    };
+                    let parsed = http::parse_response_framing(
+                        &buf[pos..],
+                        ctx.requests.head_only,
+                        1 << 20,
+                        head,
+                        also,
+                    );
+                    match parsed {
                         Ok(Parsed::Complete) if head.status < 200 => {
                             pos += head.head_len;
                             continue;
