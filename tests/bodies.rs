@@ -256,3 +256,43 @@ fn one_gib_download_streams_in_bounded_memory() {
         "proxy VmHWM {hwm} kB after a 1 GiB download (limit {HWM_LIMIT_KB} kB)"
     );
 }
+
+/// The proxy's VmRSS (resident set now) in kB.
+fn vm_rss_kb(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/pid/status")
+}
+
+/// Keep-alive connections that carried a large response and went idle hold no body buffer:
+/// 64 connections fetch 1 MiB one after another and stay open. Each would otherwise keep its
+/// 256 KiB streaming buffer (16 MiB in all); with the shard's pool they share one.
+#[test]
+fn idle_connections_after_large_responses_hold_no_body_buffers() {
+    let op = free_port();
+    let _o = start_origin(&[op], &["--body-size", "1m"]);
+    let p = start_proxy(
+        "bufpool",
+        &format!("ProxyPass / http://127.0.0.1:{op}/\n"),
+        1,
+    );
+    // One small exchange first, so start-up allocations are in the baseline.
+    let mut first = Client::connect(p.port);
+    assert_eq!(first.get("/?size=10", "").status, 200);
+    let before = vm_rss_kb(p.proc.pid());
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        let mut c = Client::connect(p.port);
+        let r = c.get("/", "");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 1 << 20);
+        idle.push(c);
+    }
+    let grown = vm_rss_kb(p.proc.pid()).saturating_sub(before);
+    assert!(
+        grown < 6 * 1024,
+        "RSS grew by {grown} kB over 64 idle connections"
+    );
+}

@@ -121,6 +121,7 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         c.served += 1;
         let (keep, next, linger) = (x.keep_alive, x.next, !x.request_done && !x.aborted);
         drop(x);
+        c.return_body_buf(&shard);
         if !keep {
             if linger {
                 c.linger().await;
@@ -129,6 +130,7 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         }
         c.inbuf.drain(..next);
     }
+    c.return_body_buf(&shard);
     c.conn.shutdown(Shutdown::Both);
     shard.unregister(slot);
 }
@@ -141,6 +143,13 @@ enum HeadRead {
 }
 
 impl<B: Backend> Client<B> {
+    /// Hands a body buffer back to the shard once the exchange that streamed it is logged.
+    fn return_body_buf(&mut self, shard: &Shard<B>) {
+        if self.bbuf.capacity() >= BODY_BUF {
+            shard.give_body_buf(std::mem::take(&mut self.bbuf));
+        }
+    }
+
     /// Reads until a complete request head is in `inbuf` (pipelined bytes may already be).
     async fn read_head(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, slot: usize) -> HeadRead {
         let cfg = &epoch.shared.config;
