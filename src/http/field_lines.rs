@@ -1,4 +1,4 @@
-//! The field lines of a complete head, parsed in one pass into [`Field`]s.
+//! The field lines of a complete response head, parsed in one pass into [`Field`]s.
 //!
 //! Runs after [`super::scan::HeadScan`] has found the end of the head, so every line here ends
 //! in CRLF, none is folded, none has whitespace before its colon, and their number is within
@@ -19,13 +19,12 @@ pub(crate) enum FieldLineError {
     Value,
 }
 
-/// Parses the field lines in `buf[start..end]` (`end` is where the head's final empty line
-/// starts) and appends them to `out`, classified as for a request or a response.
+/// Parses the response field lines in `buf[start..end]` (`end` is where the head's final empty
+/// line starts) and appends them to `out`, classified.
 pub(crate) fn parse_field_lines(
     buf: &[u8],
     start: usize,
     end: usize,
-    is_request: bool,
     out: &mut Vec<Field>,
 ) -> Result<(), FieldLineError> {
     let mut pos = start;
@@ -38,7 +37,7 @@ pub(crate) fn parse_field_lines(
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
             return Err(FieldLineError::Name);
         }
-        push_field(buf, pos, colon, lf, is_request, out)?;
+        push_field(buf, pos, colon, lf, out)?;
         pos = lf + 1;
     }
     Ok(())
@@ -68,7 +67,7 @@ pub(crate) fn parse_framing_lines(
             .chain(also)
             .find(|&n| !n.is_empty() && named(n));
         if let Some(name) = kept {
-            push_field(buf, pos, name.len(), lf, false, out)?;
+            push_field(buf, pos, name.len(), lf, out)?;
         }
         pos = lf + 1;
     }
@@ -82,7 +81,6 @@ fn push_field(
     pos: usize,
     colon: usize,
     lf: usize,
-    is_request: bool,
     out: &mut Vec<Field>,
 ) -> Result<(), FieldLineError> {
     let raw = &buf[pos + colon + 1..lf - 1];
@@ -100,7 +98,7 @@ fn push_field(
         name: Span::new(pos, pos + colon),
         value,
         line: Span::new(pos, lf + 1),
-        kind: classify(&buf[pos..pos + colon], is_request),
+        kind: classify(&buf[pos..pos + colon], false),
     });
     Ok(())
 }
@@ -174,7 +172,7 @@ mod tests {
     fn parse(head: &[u8]) -> Result<Vec<Field>, FieldLineError> {
         let mut out = Vec::new();
         // `head` ends with the final CRLF, as in a real head.
-        parse_field_lines(head, 0, head.len() - 2, false, &mut out).map(|()| out)
+        parse_field_lines(head, 0, head.len() - 2, &mut out).map(|()| out)
     }
 
     #[test]

@@ -195,7 +195,7 @@ fn complete(
     // The head ends with the empty line's CRLF; the fields start after the status line's.
     let (start, end) = (line_end + 2, buf.len() - 2);
     match set {
-        FieldSet::All => parse_field_lines(buf, start, end, false, &mut head.fields),
+        FieldSet::All => parse_field_lines(buf, start, end, &mut head.fields),
         FieldSet::Framing(also) => parse_framing_lines(buf, start, end, also, &mut head.fields),
     }
     .map_err(|e| match e {
