@@ -19,13 +19,17 @@ const PIECE: usize = 64 * 1024;
 /// The cap on the proxy's peak resident set after a 1 GiB transfer.
 const HWM_LIMIT_KB: u64 = 64 * 1024;
 
-/// The proxy's VmHWM (peak RSS) in kB.
-fn vm_hwm_kb(pid: i32) -> u64 {
+/// A kB figure from /proc/PID/status: `VmHWM` (peak RSS) or `VmRSS` (RSS now).
+fn proc_status_kb(pid: i32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/pid/status")
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+}
+
+fn vm_hwm_kb(pid: i32) -> u64 {
+    proc_status_kb(pid, "VmHWM")
 }
 
 /// A recognisable, non-uniform 64 KiB piece (so a lost, duplicated or shifted block shows).
@@ -257,15 +261,6 @@ fn one_gib_download_streams_in_bounded_memory() {
     );
 }
 
-/// The proxy's VmRSS (resident set now) in kB.
-fn vm_rss_kb(pid: i32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/pid/status")
-}
-
 /// Keep-alive connections that carried a large response and went idle hold no body buffer:
 /// 64 connections fetch 1 MiB one after another and stay open. Each would otherwise keep its
 /// 256 KiB streaming buffer (16 MiB in all); with the shard's pool they share one.
@@ -281,7 +276,7 @@ fn idle_connections_after_large_responses_hold_no_body_buffers() {
     // One small exchange first, so start-up allocations are in the baseline.
     let mut first = Client::connect(p.port);
     assert_eq!(first.get("/?size=10", "").status, 200);
-    let before = vm_rss_kb(p.proc.pid());
+    let before = proc_status_kb(p.proc.pid(), "VmRSS");
     let mut idle = Vec::new();
     for _ in 0..64 {
         let mut c = Client::connect(p.port);
@@ -290,7 +285,7 @@ fn idle_connections_after_large_responses_hold_no_body_buffers() {
         assert_eq!(r.body.len(), 1 << 20);
         idle.push(c);
     }
-    let grown = vm_rss_kb(p.proc.pid()).saturating_sub(before);
+    let grown = proc_status_kb(p.proc.pid(), "VmRSS").saturating_sub(before);
     assert!(
         grown < 6 * 1024,
         "RSS grew by {grown} kB over 64 idle connections"

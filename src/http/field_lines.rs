@@ -27,10 +27,7 @@ pub(crate) fn parse_field_lines(
     end: usize,
     out: &mut Vec<Field>,
 ) -> Result<(), FieldLineError> {
-    let mut pos = start;
-    while pos < end {
-        // The scanner guarantees a CRLF ends every line before `end`.
-        let lf = pos + find_byte::<b'\n'>(&buf[pos..end]).ok_or(FieldLineError::Name)?;
+    for (pos, lf) in lines(buf, start, end) {
         let line = &buf[pos..lf - 1];
         let colon = find_byte::<b':'>(line).ok_or(FieldLineError::Name)?;
         let name = &line[..colon];
@@ -38,7 +35,6 @@ pub(crate) fn parse_field_lines(
             return Err(FieldLineError::Name);
         }
         push_field(buf, pos, colon, lf, out)?;
-        pos = lf + 1;
     }
     Ok(())
 }
@@ -53,9 +49,7 @@ pub(crate) fn parse_framing_lines(
     also: Option<&[u8]>,
     out: &mut Vec<Field>,
 ) -> Result<(), FieldLineError> {
-    let mut pos = start;
-    while pos < end {
-        let lf = pos + find_byte::<b'\n'>(&buf[pos..end]).ok_or(FieldLineError::Name)?;
+    for (pos, lf) in lines(buf, start, end) {
         let line = &buf[pos..lf - 1];
         let named = |name: &[u8]| {
             line.len() > name.len()
@@ -69,9 +63,20 @@ pub(crate) fn parse_framing_lines(
         if let Some(name) = kept {
             push_field(buf, pos, name.len(), lf, out)?;
         }
-        pos = lf + 1;
     }
     Ok(())
+}
+
+/// `(start, LF index)` of each line in `buf[start..end]`. The scanner has checked that every
+/// line there ends in CRLF, so `LF index - 1` is its CR.
+fn lines(buf: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut pos = start;
+    std::iter::from_fn(move || {
+        let lf = pos + find_byte::<b'\n'>(&buf[pos..end])?;
+        let line = (pos, lf);
+        pos = lf + 1;
+        Some(line)
+    })
 }
 
 /// Checks the value of the field line at `buf[pos..lf + 1]`, whose colon is at `pos + colon`,
