@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::ThreadCtx;
+use super::last_head::LastHead;
 use super::recorder::{self, Sample};
 use super::requests::Weighted;
 use super::wire::Wire;
-use crate::http::{self, BodyFraming, ChunkedScanner, Parsed, ResponseHead};
+use crate::http::{BodyFraming, ChunkedScanner, Parsed, ResponseHead};
 use crate::io::{Backend, Gather, Src};
 use crate::load::plan::Tally;
 use crate::load::schedule::Timetable;
@@ -55,7 +56,7 @@ pub async fn run<B: Backend>(ctx: Rc<ThreadCtx>, group: usize, mut timetable: Op
     let mut g = Gather::new();
     g.input = ctx.requests.bytes.clone();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
-    let mut head = ResponseHead::new();
+    let mut head = LastHead::new();
     let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(ctx.plan.pipeline);
     // Intended send times of requests the server never processed (pipelined behind a
     // `Connection: close` response): sent first on the next connection, keeping their times.
@@ -185,7 +186,7 @@ async fn serve<B: Backend, W: Wire>(
     conn: &W,
     g: &mut Gather,
     buf: &mut Vec<u8>,
-    head: &mut ResponseHead,
+    head: &mut LastHead,
     inflight: &mut VecDeque<InFlight>,
     requeue: &mut VecDeque<Instant>,
     picker: &mut Weighted,
@@ -363,14 +364,7 @@ async fn serve<B: Backend, W: Wire>(
                         Some(Tally::Header(name)) => Some(name.as_bytes()),
                         _ => None,
                     };
-                    let parsed = http::parse_response_framing(
-                        &buf[pos..],
-                        ctx.requests.head_only,
-                        1 << 20,
-                        head,
-                        also,
-                    );
-                    match parsed {
+                    match head.parse(&buf[pos..], ctx.requests.head_only, also) {
                         Ok(Parsed::Complete) if head.status < 200 => {
                             pos += head.head_len;
                             continue;

@@ -3,6 +3,7 @@
 //! The main thread only starts, watches (progress line, Ctrl-C) and merges.
 
 mod conn;
+mod last_head;
 mod recorder;
 mod requests;
 pub(crate) mod wire;
