@@ -12,6 +12,7 @@ const USAGE: &str = "usage: ringproxy -f FILE [-t] [-j THREADS] [--grace SECONDS
   -v, --version  print the version";
 
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     match cli() {
         Ok(code) => code,
         Err(msg) => {
@@ -79,4 +80,16 @@ fn cli() -> Result<ExitCode, String> {
         grace,
     };
     Ok(ExitCode::from(ringproxy::server::run(config, opts) as u8))
+}
+
+/// Keeps glibc's mmap threshold at its 128 KiB default. glibc raises it after the first large
+/// free, and from then on the 256 KiB body buffers come from the heap, whose freed memory stays
+/// resident: an idle connection's buffer would then be given back (proxy/mod.rs
+/// `IDLE_SHRINK`) without the process getting any smaller.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator tunable; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }

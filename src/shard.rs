@@ -75,13 +75,7 @@ pub struct Shard<B: Backend> {
     pub unique_ids: RefCell<UniqueIdGen>,
     /// Wakes the housekeeping task before its tick (a log buffer filled up).
     wake: tokio::sync::Notify,
-    /// Large body buffers between uses: a connection holds one only while it streams a body,
-    /// so idle keep-alive connections do not each keep one.
-    body_bufs: RefCell<Vec<Vec<u8>>>,
 }
-
-/// Body buffers a shard keeps for reuse; more are freed when handed back.
-const POOLED_BODY_BUFS: usize = 32;
 
 impl<B: Backend> Shard<B> {
     /// The generation new requests use; rebuilt only when a reload installed a new one.
@@ -161,26 +155,6 @@ impl<B: Backend> Shard<B> {
     }
 
     /// Marks a connection as waiting for its next request (drain may close it then).
-    /// An empty buffer with room for at least `size` bytes, from the pool if it has one.
-    pub fn take_body_buf(&self, size: usize) -> Vec<u8> {
-        match self.body_bufs.borrow_mut().pop() {
-            Some(mut b) => {
-                b.reserve(size);
-                b
-            }
-            None => Vec::with_capacity(size),
-        }
-    }
-
-    /// Takes a buffer back for reuse (its contents are dropped).
-    pub fn give_body_buf(&self, mut buf: Vec<u8>) {
-        let mut pool = self.body_bufs.borrow_mut();
-        if pool.len() < POOLED_BODY_BUFS {
-            buf.clear();
-            pool.push(buf);
-        }
-    }
-
     pub fn set_idle(&self, key: usize, idle: bool) {
         if let Some(c) = self.conns.borrow_mut().get_mut(key) {
             c.idle = idle;
@@ -246,7 +220,6 @@ pub async fn run<B: Backend>(
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
         wake: tokio::sync::Notify::new(),
-        body_bufs: RefCell::new(Vec::new()),
     });
     shard.epoch();
     let mut open = Vec::with_capacity(listeners.len());

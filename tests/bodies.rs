@@ -261,9 +261,9 @@ fn one_gib_download_streams_in_bounded_memory() {
     );
 }
 
-/// Keep-alive connections that carried a large response and went idle hold no body buffer:
-/// 64 connections fetch 1 MiB one after another and stay open. Each would otherwise keep its
-/// 256 KiB streaming buffer (16 MiB in all); with the shard's pool they share one.
+/// Keep-alive connections that carried a large response and then sat idle for over a second
+/// hold no body buffer: 64 connections fetch 1 MiB one after another and stay open. Each would
+/// otherwise keep its 256 KiB streaming buffer (16 MiB in all).
 #[test]
 fn idle_connections_after_large_responses_hold_no_body_buffers() {
     let op = free_port();
@@ -285,6 +285,7 @@ fn idle_connections_after_large_responses_hold_no_body_buffers() {
         assert_eq!(r.body.len(), 1 << 20);
         idle.push(c);
     }
+    std::thread::sleep(Duration::from_millis(1500));
     let grown = proc_status_kb(p.proc.pid(), "VmRSS").saturating_sub(before);
     assert!(
         grown < 6 * 1024,

@@ -301,12 +301,7 @@ impl<B: Backend> Client<B> {
         }
         while !rbody.is_done() {
             self.bbuf.truncate(resp_head);
-            if self.bbuf.capacity() < BODY_BUF {
-                // The head moves along: the log reads response fields from this buffer.
-                let mut big = shard.take_body_buf(BODY_BUF);
-                big.extend_from_slice(&self.bbuf);
-                self.bbuf = big;
-            }
+            self.bbuf.reserve(BODY_BUF);
             let buf = std::mem::take(&mut self.bbuf);
             let (r, buf) = be.read(buf, Instant::now() + io_limit).await;
             self.bbuf = buf;

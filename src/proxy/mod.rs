@@ -34,6 +34,9 @@ const BODY_BUF: usize = 256 * 1024;
 /// How long a closing client connection is drained after our response when it may still be
 /// sending (httpd's lingering close), so the response is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a keep-alive connection may sit idle before it gives back buffers a large body
+/// made it grow: busy connections keep theirs, idle ones do not each hold 256 KiB.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
 /// How long a request with `Expect: 100-continue` waits for the member's 100 before sending
 /// the body anyway (the client does the same after its own wait).
 const EXPECT_WAIT: Duration = Duration::from_secs(1);
@@ -121,7 +124,6 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         c.served += 1;
         let (keep, next, linger) = (x.keep_alive, x.next, !x.request_done && !x.aborted);
         drop(x);
-        c.return_body_buf(&shard);
         if !keep {
             if linger {
                 c.linger().await;
@@ -130,7 +132,6 @@ pub async fn serve<B: Backend>(shard: Rc<Shard<B>>, conn: B::Conn, peer: SocketA
         }
         c.inbuf.drain(..next);
     }
-    c.return_body_buf(&shard);
     c.conn.shutdown(Shutdown::Both);
     shard.unregister(slot);
 }
@@ -143,10 +144,17 @@ enum HeadRead {
 }
 
 impl<B: Backend> Client<B> {
-    /// Hands a body buffer back to the shard once the exchange that streamed it is logged.
-    fn return_body_buf(&mut self, shard: &Shard<B>) {
+    fn holds_body_buffers(&self) -> bool {
+        self.bbuf.capacity() >= BODY_BUF || self.inbuf.capacity() >= BODY_BUF
+    }
+
+    /// Frees the buffers of an idle connection (`inbuf` is empty then) that large bodies grew.
+    fn release_body_buffers(&mut self) {
         if self.bbuf.capacity() >= BODY_BUF {
-            shard.give_body_buf(std::mem::take(&mut self.bbuf));
+            self.bbuf = Vec::new();
+        }
+        if self.inbuf.capacity() >= BODY_BUF {
+            self.inbuf = Vec::with_capacity(INITIAL_BUF);
         }
     }
 
@@ -173,11 +181,16 @@ impl<B: Backend> Client<B> {
             if idle && shard.draining() {
                 return HeadRead::Closed;
             }
-            let deadline = if idle {
+            let mut deadline = if idle {
                 idle_deadline
             } else {
                 *head_deadline.get_or_insert_with(|| Instant::now() + cfg.header_read_timeout)
             };
+            let shrink_at = Instant::now() + IDLE_SHRINK;
+            let shrink = idle && self.holds_body_buffers() && shrink_at < deadline;
+            if shrink {
+                deadline = shrink_at;
+            }
             if self.inbuf.len() == self.inbuf.capacity() {
                 // Room to see past the head limit, so the parser can answer 431 or 414.
                 let want = (self.inbuf.capacity() * 2).min(cfg.limits.head_size + 1024);
@@ -190,6 +203,9 @@ impl<B: Backend> Client<B> {
             match r {
                 Ok(0) => return HeadRead::Closed,
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && shrink => {
+                    self.release_body_buffers();
+                }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut && !idle => {
                     return HeadRead::Reject(408, "timeout reading the request head");
                 }
