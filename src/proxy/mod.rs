@@ -186,11 +186,11 @@ impl<B: Backend> Client<B> {
             } else {
                 *head_deadline.get_or_insert_with(|| Instant::now() + cfg.header_read_timeout)
             };
-            let shrink_at = Instant::now() + IDLE_SHRINK;
-            let shrink = idle && self.holds_body_buffers() && shrink_at < deadline;
-            if shrink {
-                deadline = shrink_at;
-            }
+            let shrink_at = (idle && self.holds_body_buffers())
+                .then(|| Instant::now() + IDLE_SHRINK)
+                .filter(|&at| at < deadline);
+            let shrink = shrink_at.is_some();
+            deadline = shrink_at.unwrap_or(deadline);
             if self.inbuf.len() == self.inbuf.capacity() {
                 // Room to see past the head limit, so the parser can answer 431 or 414.
                 let want = (self.inbuf.capacity() * 2).min(cfg.limits.head_size + 1024);
