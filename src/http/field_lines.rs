@@ -40,8 +40,9 @@ pub(crate) fn parse_field_lines(
 }
 
 /// Like [`parse_field_lines`], but keeps only Content-Length, Transfer-Encoding, Connection
-/// and the field named `also`, recognised by the byte where their colon must be; the other
-/// lines are skipped without a look at their bytes. Kept fields have their values checked.
+/// and the field named `also`, recognised by the byte where their colon must be. Kept fields
+/// have their values checked; the other lines only for a bare CR, which a parser that ends
+/// lines at CR would read as a line break, hiding a framing field in an ignored line.
 pub(crate) fn parse_framing_lines(
     buf: &[u8],
     start: usize,
@@ -62,6 +63,8 @@ pub(crate) fn parse_framing_lines(
             .find(|&n| !n.is_empty() && named(n));
         if let Some(name) = kept {
             push_field(buf, pos, name.len(), lf, out)?;
+        } else if find_byte::<b'\r'>(line).is_some() {
+            return Err(FieldLineError::Value);
         }
     }
     Ok(())
