@@ -338,7 +338,6 @@ impl<B: Backend> Client<B> {
             && !shard.draining()
     }
 
-    /// Answers from the proxy itself. A request body that was not read closes the connection.
     /// Logs why member `m` failed, puts it in error state for its `retry=` and excludes it from
     /// this request's further picks.
     fn disable_member(
@@ -357,6 +356,7 @@ impl<B: Backend> Client<B> {
         *exclude |= 1 << m;
     }
 
+    /// Answers from the proxy itself. A request body that was not read closes the connection.
     async fn local_response(
         &mut self,
         shard: &Shard<B>,
@@ -448,7 +448,6 @@ impl<B: Backend> Client<B> {
         let max_attempts = bal.max_attempts();
         // Set after a reused connection went stale: the replay must use a fresh connection.
         let mut fresh_only = false;
-
         let (pick, be, outcome) = loop {
             let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
                 let picked = bal.pick(
