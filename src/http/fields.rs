@@ -153,13 +153,8 @@ pub(crate) fn apply_connection(fields: &mut [Field], buf: &[u8]) -> ConnOptions 
     opts
 }
 
-/// Converts httparse's headers (sub-slices of `buf`) to spans, classifying each.
-pub(crate) fn collect_fields(
-    headers: &[httparse::Header<'_>],
-    buf: &[u8],
-    is_request: bool,
-    out: &mut Vec<Field>,
-) {
+/// Converts httparse's request headers (sub-slices of `buf`) to spans, classifying each.
+pub(crate) fn collect_fields(headers: &[httparse::Header<'_>], buf: &[u8], out: &mut Vec<Field>) {
     let base = buf.as_ptr() as usize;
     for h in headers {
         let name_start = h.name.as_ptr() as usize - base;
@@ -178,7 +173,7 @@ pub(crate) fn collect_fields(
             name: Span::new(name_start, name_end),
             value,
             line: Span::new(name_start, lf + 1),
-            kind: classify(h.name.as_bytes(), is_request),
+            kind: classify(h.name.as_bytes(), true),
         });
     }
 }

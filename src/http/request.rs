@@ -206,7 +206,7 @@ fn complete(
     head.target = Span::new(t0, t0 + target.len());
     parse_target(target.as_bytes(), t0, method, head)?;
 
-    fields::collect_fields(req.headers, buf, true, &mut head.fields);
+    fields::collect_fields(req.headers, buf, &mut head.fields);
     head_semantics(buf, limits, head)?;
     Ok(Parsed::Complete)
 }

@@ -1,6 +1,6 @@
 //! Backend response heads.
 
-use super::field_lines::{FieldLineError, parse_field_lines, parse_framing_lines};
+use super::field_lines::{FieldLineError, parse_field_lines, parse_framing_lines, valid_value};
 use super::fields::{self, TeVerdict};
 use super::scan::{HeadScan, ScanError, ScanLimits};
 use super::{BodyFraming, Field, FieldKind, Parsed, Span, Version};
@@ -108,7 +108,7 @@ pub fn parse_response(
 /// [`parse_response`] for a client that needs the framing only (the load generator): the head's
 /// lines, status line and framing are checked the same way, but only the Content-Length,
 /// Transfer-Encoding and Connection fields, and the one named `also` (case-insensitive), are
-/// parsed into `head.fields`; the other field lines are skipped unexamined.
+/// parsed into `head.fields`; the other field lines are only checked for a bare CR.
 pub fn parse_response_framing(
     buf: &[u8],
     request_was_head: bool,
@@ -227,10 +227,7 @@ fn status_line(line: &[u8]) -> Result<(Version, u16), ResponseError> {
     };
     match line.get(12..) {
         Some([]) => {}
-        Some([b' ', reason @ ..])
-            if reason
-                .iter()
-                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) => {}
+        Some([b' ', reason @ ..]) if valid_value(reason) => {}
         _ => return Err(err("bad status line")),
     }
     Ok((version, code))
@@ -428,7 +425,8 @@ mod tests {
                 Err(e) => Err(e.reason),
             }
         };
-        // Lines it does not keep are not examined: a bad name or value there is no error.
+        // Lines it does not keep are only checked for a bare CR: a bad name or value there is
+        // no error.
         let buf = b"HTTP/1.1 200 OK\r\nServer: x\r\nBad Name: \x01\r\nCONTENT-LENGTH: 3\r\n\
 X-Backend: b1\r\nConnection: close\r\n\r\nabc";
         let h = framing(buf, Some(b"x-backend")).unwrap();

@@ -194,6 +194,11 @@ async fn serve<B: Backend, W: Wire>(
     next_intended: &mut Option<Instant>,
 ) -> End {
     let plan = &ctx.plan;
+    // The one field besides the framing ones that response heads are parsed for.
+    let tally_header = match &plan.tally {
+        Some(Tally::Header(name)) => Some(name.as_bytes()),
+        _ => None,
+    };
     let mut sent_here = 0u64;
     let mut answered_here = 0u64;
     let mut phase = Phase::Head;
@@ -360,11 +365,7 @@ async fn serve<B: Backend, W: Wire>(
         loop {
             match &mut phase {
                 Phase::Head => {
-                    let also = match &plan.tally {
-                        Some(Tally::Header(name)) => Some(name.as_bytes()),
-                        _ => None,
-                    };
-                    match head.parse(&buf[pos..], ctx.requests.head_only, also) {
+                    match head.parse(&buf[pos..], ctx.requests.head_only, tally_header) {
                         Ok(Parsed::Complete) if head.status < 200 => {
                             pos += head.head_len;
                             continue;
