@@ -94,14 +94,35 @@ def parse_args(argv):
 
 
 class Layout:
-    """Which CPUs each process may use (perf/README.md, 'Pinning')."""
+    """Which CPUs each process may use (perf/README.md, 'Pinning').
 
-    def __init__(self):
+    On two CPUs the proxy shares them with the origin and the generator. Where there are at
+    least 3 CPUs beyond the most proxy workers of the run (the 16-CPU machine of the scaling
+    run), the proxy gets CPUs of its own, the first N for N workers, and the origin and the
+    generator get the rest, the same for every cell, with a thread per CPU."""
+
+    def __init__(self, max_workers):
         cpus = sorted(os.sched_getaffinity(0))
         self.pinned = len(cpus) >= 2
-        self.a, self.b = ({cpus[0]}, {cpus[1]}) if self.pinned else (None, None)
+        self.dedicated = len(cpus) - max_workers >= 3
+        if self.dedicated:
+            self.proxy_cpus = cpus[:max_workers]
+            rest = cpus[max_workers:]
+            split = max(1, len(rest) * 3 // 8)  # the origin costs less per response than ringload
+            self.origin_cpus, self.generator_cpus = set(rest[:split]), set(rest[split:])
+        elif self.pinned:
+            self.a, self.b = {cpus[0]}, {cpus[1]}
+
+    def origin_threads(self):
+        return len(self.origin_cpus) if self.dedicated else 1
+
+    def generator_threads(self):
+        return len(self.generator_cpus) if self.dedicated else 1
 
     def place(self, target, workers):
+        if self.dedicated:
+            proxy = None if target == "direct" else set(self.proxy_cpus[:workers])
+            return {"proxy": proxy, "origin": self.origin_cpus, "generator": self.generator_cpus}
         if not self.pinned:
             return {"proxy": None, "origin": None, "generator": None}
         if target == "direct":
@@ -109,6 +130,18 @@ class Layout:
         if workers == 1:
             return {"proxy": self.a, "origin": self.b, "generator": self.b}
         return {"proxy": self.a | self.b, "origin": self.a, "generator": self.b}
+
+    def describe(self):
+        if not self.dedicated:
+            return "two CPUs shared" if self.pinned else "nothing pinned (fewer than 2 CPUs)"
+        return (f"proxy CPUs {span(self.proxy_cpus)} (the first N for N workers), origin "
+                f"{span(self.origin_cpus)}, generator {span(self.generator_cpus)}, a thread per "
+                "CPU")
+
+
+def span(cpus):
+    cpus = sorted(cpus)
+    return f"{cpus[0]}" if len(cpus) == 1 else f"{cpus[0]}–{cpus[-1]}"
 
 
 def matrix(args):
@@ -133,15 +166,14 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.ports = S.Ports(args.port_base)
-        self.layout = Layout()
+        self.layout = Layout(max(args.workers))
         self.groups = P.CpuGroups()
         self.procs = P.Procs(self.groups)
         self.work = tempfile.mkdtemp(prefix="perf-compare-")
         os.chmod(self.work, 0o755)  # nginx and Apache workers run as www-data
         S.copy_binaries(self.work)
-        self.origin = S.Origin(args.origin, self.ports, self.work)
-        self.git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                                  capture_output=True, text=True).stdout.strip()
+        self.origin = S.Origin(args.origin, self.ports, self.work, self.layout.origin_threads())
+        self.git = git_describe()
         self.cells = {}
         self.started = time.monotonic()
         self.done = 0
@@ -181,7 +213,8 @@ class Run:
         if problem or busy:
             return None, problem or f"port {busy[0]} is in use"
         log = f"{self.work}/origin.log"
-        proc = self.procs.start(self.origin.command(body), "origin", None, log)
+        cpus = self.layout.origin_cpus if self.layout.dedicated else None
+        proc = self.procs.start(self.origin.command(body), "origin", cpus, log)
         if not P.wait_listening(self.ports.members[1], proc, timeout=10):
             self.procs.stop(proc)
             return None, f"{name} did not start: {tail(log)}"
@@ -194,7 +227,8 @@ class Run:
     def measure(self, cell, rep, origin):
         target, workers = cell["target"], cell["workers"]
         place = self.layout.place(target, workers)
-        P.set_affinity(origin.pid, place["origin"])
+        if not self.layout.dedicated:  # else pinned from its start, each thread to a CPU
+            P.set_affinity(origin.pid, place["origin"])
         proxy = None
         try:
             opened_before = self.origin.connections_opened()
@@ -235,17 +269,18 @@ class Run:
         port = self.ports.proxy if proxy else self.ports.members[0]
         url = f"http://127.0.0.1:{port}{S.PATH}"
         conns, a = cell["conns"], self.args
-        load.ringload(self.procs, url, conns, a.warmup, gen_cpus, self.work)
+        gen = load.Generator(self.procs, gen_cpus, self.layout.generator_threads(), self.work)
+        gen.ringload(url, conns, a.warmup)
         pids = [proxy.pid] if proxy else []
         before = self.cpu_sample(pids, origin.pid)
         report_path = f"{self.work}/ringload.json"
         result = load.summarize_ringload(
-            load.ringload(self.procs, url, conns, a.duration, gen_cpus, self.work, report_path))
+            gen.ringload(url, conns, a.duration, report_path))
         after = self.cpu_sample(pids, origin.pid)
         record = {"rep": rep, **result, **cpu_figures(before, after, result)}
         record["proxy_rss_kb"] = P.rss_kb(proxy.pid) if proxy else None
         if rep == 1 and a.wrk:
-            cell["wrk"] = load.wrk(self.procs, url, conns, a.wrk, gen_cpus, self.work)
+            cell["wrk"] = gen.wrk(url, conns, a.wrk)
         return record
 
     def cpu_sample(self, proxy_pids, origin_pid):
@@ -284,6 +319,16 @@ def cpu_figures(before, after, result):
     }
 
 
+def git_describe():
+    """The tree ringproxy was built from; a copy without git (a lent machine) says so."""
+    try:
+        out = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or os.environ.get("PERF_GIT", "unknown")
+
+
 def tail(path, chars=300):
     try:
         with open(path, errors="replace") as f:
@@ -310,9 +355,19 @@ def machine_facts():
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     u = os.uname()
-    return {"cpu": f"{len(models)} x {models[0] if models else 'unknown'}",
+    siblings = read_first("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+    return {"cpu": f"{len(models)} x {models[0] if models else 'unknown'}"
+                   + (f" (the core of CPU 0 runs CPUs {siblings})" if siblings else ""),
             "memory_gib": round(mem_kb / 1024 / 1024, 1),
             "kernel": f"{u.sysname} {u.release} {u.machine}"}
+
+
+def read_first(path):
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
 
 
 def built():
@@ -337,7 +392,8 @@ def meta(args, run, started, argv):
                      "apache": version(["apache2", "-v"]), "wrk": version(["wrk", "-v"])},
         "origin": args.origin, "reps": args.reps, "duration_s": args.duration,
         "warmup_s": args.warmup, "wrk_s": args.wrk, "cpu_counting": run.groups.method,
-        "pinned": run.layout.pinned, "default_matrix": args.default_matrix,
+        "pinned": run.layout.pinned, "placement": run.layout.describe(),
+        "default_matrix": args.default_matrix,
     }
 
 

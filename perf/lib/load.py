@@ -8,22 +8,41 @@ from servers import PROGRAMS
 TIMEOUT = "5s"  # a response slower than this counts as an error in ringload
 
 
-def ringload(procs, url, conns, seconds, cpus, work, json_path=None):
-    """One closed-loop ringload run, 1 thread; its JSON report (or None for a warm-up)."""
-    cmd = [PROGRAMS["ringload"], "-c", str(conns), "-t", "1", "-d", f"{seconds}s",
-           "--timeout", TIMEOUT, "--quiet", url]
-    if json_path:
-        cmd[1:1] = ["--json", json_path]
-    proc = procs.start(cmd, "generator", cpus, f"{work}/ringload.log")
-    code = procs.wait(proc, timeout=seconds + 30)
-    if code is None:
-        raise RuntimeError(f"ringload did not end within {seconds + 30} s")
-    if not json_path:
-        return None
-    if code != 0:
-        raise RuntimeError(f"ringload exited {code} (see {work}/ringload.log)")
-    with open(json_path) as f:
-        return json.load(f)
+class Generator:
+    """ringload and wrk with the same CPUs and thread count."""
+
+    def __init__(self, procs, cpus, threads, work):
+        self.procs, self.cpus, self.threads, self.work = procs, cpus, threads, work
+
+    def ringload(self, url, conns, seconds, json_path=None):
+        """One closed-loop ringload run; its JSON report (or None for a warm-up)."""
+        cmd = [PROGRAMS["ringload"], "-c", str(conns), "-t", str(self.threads), "-d",
+               f"{seconds}s", "--timeout", TIMEOUT, "--quiet", url]
+        if json_path:
+            cmd[1:1] = ["--json", json_path]
+        proc = self.procs.start(cmd, "generator", self.cpus, f"{self.work}/ringload.log")
+        code = self.procs.wait(proc, timeout=seconds + 30)
+        if code is None:
+            raise RuntimeError(f"ringload did not end within {seconds + 30} s")
+        if not json_path:
+            return None
+        if code != 0:
+            raise RuntimeError(f"ringload exited {code} (see {self.work}/ringload.log)")
+        with open(json_path) as f:
+            return json.load(f)
+
+    def wrk(self, url, conns, seconds):
+        """One wrk run (--latency): requests/s, p99 and errors."""
+        out_path = f"{self.work}/wrk.out"
+        open(out_path, "w").close()
+        # wrk takes whole seconds only ("-d1.0s" is refused)
+        cmd = ["wrk", f"-t{self.threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s",
+               "--latency", url]
+        proc = self.procs.start(cmd, "generator", self.cpus, out_path)
+        if self.procs.wait(proc, timeout=seconds + 30) is None:
+            raise RuntimeError("wrk did not end")
+        with open(out_path) as f:
+            return parse_wrk(f.read())
 
 
 def summarize_ringload(report):
@@ -45,18 +64,6 @@ def summarize_ringload(report):
         "generator_cpu_us_per_req": report["cost"]["cpu_us_per_request"],
         "generator_trustworthy": report["verdict"]["trustworthy"],
     }
-
-
-def wrk(procs, url, conns, seconds, cpus, work):
-    """One wrk run (1 thread, --latency): requests/s, p99 and errors."""
-    out_path = f"{work}/wrk.out"
-    open(out_path, "w").close()
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", url]
-    proc = procs.start(cmd, "generator", cpus, out_path)
-    if procs.wait(proc, timeout=seconds + 30) is None:
-        raise RuntimeError("wrk did not end")
-    with open(out_path) as f:
-        return parse_wrk(f.read())
 
 
 def parse_wrk(text):

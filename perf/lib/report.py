@@ -6,7 +6,7 @@ import re
 import statistics
 
 import charts
-from names import body_name, ms, num, target_name
+from names import LABELS, body_name, ms, num, target_name
 
 METRICS = ("rps", "proxy_cpu_us_per_req", "machine_cpu_us_per_req", "origin_cpu_us_per_req",
            "generator_cpu_us_per_req", "p50_us", "p99_us", "p999_us", "proxy_rss_kb",
@@ -141,7 +141,8 @@ def markdown(info, cells, charts_files):
         "wrk cross-check "
         + (f"{info['wrk_s']:g} s in the first repetition." if info["wrk_s"] else "off.")
         + f" Proxy CPU counted by {info['cpu_counting']}."
-        + ("" if info["pinned"] else " Fewer than 2 CPUs: nothing pinned."),
+        + (f" Placement: {info['placement']}." if info.get("placement")
+           else "" if info["pinned"] else " Fewer than 2 CPUs: nothing pinned."),
         "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in info["versions"].items()) + ".",
         "",
@@ -155,8 +156,50 @@ def markdown(info, cells, charts_files):
     ]
     for body in bodies:
         parts += [f"## {body_name(body)}", "", table(cells, body), ""]
+    parts += scaling(cells)
     parts += ["## Targets (issue 5)", "", *targets(cells), "", "## Notes", "", *notes(info, cells)]
     return "\n".join(parts) + "\n"
+
+
+def scaling(cells):
+    """Per body and connection count: each proxy's req/s (and its multiple of the proxy's own
+    figure at the fewest workers) and CPU-µs/req for each worker count; with fewer than 3
+    worker counts (the default matrix), nothing."""
+    counts = sorted({c["workers"] for c in cells if c["target"] != "direct"})
+    if len(counts) < 3:
+        return []
+    ix = index(cells)
+    targets = sorted({c["target"] for c in cells if c["target"] != "direct"},
+                     key=lambda t: (t != "ringproxy", t))
+    head = ["workers"] + [f"{LABELS[t]} {what}" for t in targets
+                          for what in (f"req/s (× its ×{counts[0]})", "CPU-µs/req")]
+    if "ringproxy" in targets and "haproxy" in targets:
+        head.append("ringproxy / HAProxy CPU")
+    parts = ["## Scaling", "",
+             "Requests/s with N workers, in brackets the multiple of the same proxy's figure "
+             "with the fewest workers, "
+             "and proxy CPU-µs per request; medians.", ""]
+    for body in sorted({c["body"] for c in cells}):
+        for conns in sorted({c["conns"] for c in cells}):
+            parts += [f"{body_name(body)}, c{conns}:", "", "| " + " | ".join(head) + " |",
+                      "|" + "---|" * len(head)]
+            for n in counts:
+                line = [f"×{n}"]
+                for t in targets:
+                    cell, one = ix.get((t, n, body, conns)), ix.get((t, counts[0], body, conns))
+                    rps = cell and median(cell, "rps")
+                    base = one and median(one, "rps")
+                    line.append("–" if not rps else
+                                num(rps) + (f" ({rps / base:.2f})" if base else ""))
+                    line.append(num(cell and median(cell, "proxy_cpu_us_per_req")))
+                if head[-1].startswith("ringproxy / "):
+                    ours, theirs = (ix.get((t, n, body, conns)) for t in ("ringproxy", "haproxy"))
+                    a = ours and median(ours, "proxy_cpu_us_per_req")
+                    b = theirs and median(theirs, "proxy_cpu_us_per_req")
+                    line.append(f"{a / b:.2f}" if a and b else "–")
+                parts.append("| " + " | ".join(line) + " |")
+            parts.append("")
+    return parts
 
 
 # ---- the done-when criteria ----

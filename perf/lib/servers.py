@@ -57,10 +57,11 @@ def missing_program(name):
 # ---- origin ----
 
 class Origin:
-    """One origin process serving both member ports with a body of a fixed size."""
+    """One origin process serving both member ports with a body of a fixed size, with threads
+    threads (ringload) or worker processes (nginx)."""
 
-    def __init__(self, kind, ports, work):
-        self.kind, self.ports, self.work = kind, ports, work
+    def __init__(self, kind, ports, work, threads=1):
+        self.kind, self.ports, self.work, self.threads = kind, ports, work, threads
         self.stats_path = os.path.join(work, "origin-stats.json")
         self.status_queries = 0  # nginx's accepts count each status request's connection
 
@@ -68,7 +69,7 @@ class Origin:
         a, b = self.ports.members
         if self.kind == "ringload":
             return [PROGRAMS["ringload"], "origin", "--ports", f"{a},{b}", "--body-size", str(body),
-                    "--stats-file", self.stats_path]
+                    "--threads", str(self.threads), "--stats-file", self.stats_path]
         self.write_nginx(body)
         return ["nginx", "-c", os.path.join(self.work, "origin.conf"), "-p", self.work]
 
@@ -79,7 +80,7 @@ class Origin:
             f.write(body_bytes(body))
         a, b = self.ports.members
         write(os.path.join(self.work, "origin.conf"), f"""\
-worker_processes 1; daemon off; pid {self.work}/origin.pid; error_log {self.work}/origin-error.log;
+worker_processes {self.threads}; daemon off; pid {self.work}/origin.pid; error_log {self.work}/origin-error.log;
 events {{ worker_connections 10000; }}
 http {{
   access_log off; sendfile on; tcp_nopush on;
