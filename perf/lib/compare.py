@@ -64,8 +64,8 @@ def parse_args(argv):
     p.add_argument("--origin", choices=("ringload", "nginx"), default="ringload",
                    help="the backend: ringload origin or nginx with one worker (default ringload)")
     p.add_argument("--proxies", type=proxies_arg, default=list(S.PROXIES),
-                   help="default ringproxy,haproxy,nginx,apache; haproxy-tcp (an L4 relay, "
-                        "for reference) on request")
+                   help="default ringproxy,haproxy,nginx,apache; for reference, on request: "
+                        "haproxy-tcp (an L4 relay) and ringproxy-epoll (its epoll backend)")
     p.add_argument("--bodies", type=list_arg(size_arg), default=[27, 16384, 1048576],
                    help="response body sizes (default 27,16k,1m)")
     p.add_argument("--conns", type=list_arg(int), default=[50, 200],

@@ -1,7 +1,7 @@
 """How targets and body sizes are named in tables, charts and progress lines."""
 
 LABELS = {"direct": "direct", "ringproxy": "ringproxy", "haproxy": "HAProxy",
-          "haproxy-tcp": "HAProxy mode tcp",
+          "haproxy-tcp": "HAProxy mode tcp", "ringproxy-epoll": "ringproxy epoll",
           "nginx": "nginx", "apache": "Apache httpd"}
 
 

@@ -19,12 +19,14 @@ TUTORIAL_BODY = b"Server response, port 8000\n"  # 27 bytes, as in the httpd tut
 
 PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
 # Opt-in references, not in the default matrix: HAProxy relaying bytes in `mode tcp` (no HTTP
-# parsing, one member connection per client connection) shows what the socket work alone costs.
-REFERENCES = ("haproxy-tcp",)
+# parsing, one member connection per client connection) shows what the socket work alone costs;
+# ringproxy on its epoll backend (IoBackend epoll) shows what io_uring changes.
+REFERENCES = ("haproxy-tcp", "ringproxy-epoll")
 # ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
 # during the run does not change what is measured half-way.
 PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
             "ringload": os.path.join(BUILT, "ringload"),
+            "ringproxy-epoll": os.path.join(BUILT, "ringproxy"),
             "haproxy": "haproxy", "haproxy-tcp": "haproxy", "nginx": "nginx",
             "apache": "apache2"}
 
@@ -34,6 +36,7 @@ def copy_binaries(folder):
     for name in ("ringproxy", "ringload"):
         if os.access(PROGRAMS[name], os.X_OK):
             PROGRAMS[name] = shutil.copy2(PROGRAMS[name], os.path.join(folder, name))
+    PROGRAMS["ringproxy-epoll"] = PROGRAMS["ringproxy"]
 
 
 class Ports:
@@ -130,7 +133,8 @@ def body_bytes(size):
 
 def proxy_command(name, workers, ports, work):
     """Writes the proxy's config into work and returns its command line."""
-    return {"ringproxy": ringproxy, "haproxy": haproxy, "haproxy-tcp": haproxy_tcp,
+    return {"ringproxy": ringproxy, "ringproxy-epoll": ringproxy_epoll, "haproxy": haproxy,
+            "haproxy-tcp": haproxy_tcp,
             "nginx": nginx, "apache": apache}[name](workers, ports, work)
 
 
@@ -163,9 +167,10 @@ LoadModule        slotmem_shm_module              modules/mod_slotmem_shm.so
 """
 
 
-def ringproxy(workers, ports, work):
+def ringproxy(workers, ports, work, io="auto"):
     conf = os.path.join(work, "ringproxy.conf")
     write(conf, f"""\
+IoBackend {io}
 Listen 127.0.0.1:{ports.proxy}
 ErrorLog {work}/ringproxy-error.log
 MaxKeepAliveRequests 0
@@ -174,6 +179,10 @@ KeepAliveTimeout 300
 {balancer_stanza(ports)}
 """)
     return [PROGRAMS["ringproxy"], "-f", conf, "-j", str(workers), "--grace", "2"]
+
+
+def ringproxy_epoll(workers, ports, work):
+    return ringproxy(workers, ports, work, io="epoll")
 
 
 def haproxy(workers, ports, work, mode="http"):
