@@ -10,7 +10,7 @@ use crate::balance::Balancer;
 use crate::conf::Config;
 use crate::conf::model::{IoBackendChoice, LogLevel};
 use crate::errlog::ErrorLog;
-use crate::io::{self, Backend, Epoll, Uring};
+use crate::io::{self, Backend, Epoll, Ring, Uring};
 use crate::shard;
 
 /// Everything one configuration generation shares between shards: the model and the live
@@ -99,10 +99,16 @@ pub fn run(config: Config, opts: Options) -> i32 {
     }
     let kind = match (config.io_backend, io::probe_uring()) {
         (IoBackendChoice::Epoll, _) => io::Kind::Epoll,
+        (IoBackendChoice::Ring, Ok(())) => io::Kind::Ring,
         (_, Ok(())) => io::Kind::Uring,
-        (IoBackendChoice::Uring, Err(why)) => {
+        (choice @ (IoBackendChoice::Uring | IoBackendChoice::Ring), Err(why)) => {
+            let name = if choice == IoBackendChoice::Ring {
+                "ring"
+            } else {
+                "uring"
+            };
             let msg =
-                format!("io_uring is not available ({why}) and IoBackend uring was configured");
+                format!("io_uring is not available ({why}) and IoBackend {name} was configured");
             errlog.write(LogLevel::Emerg, "core", &msg);
             eprintln!("ringproxy: {msg}");
             return 1;
@@ -166,6 +172,7 @@ pub fn run(config: Config, opts: Options) -> i32 {
                     io::Kind::Uring => {
                         Uring::block_on(shard::run::<Uring>(index, control, listeners))
                     }
+                    io::Kind::Ring => Ring::block_on(shard::run::<Ring>(index, control, listeners)),
                     io::Kind::Epoll => {
                         Epoll::block_on(shard::run::<Epoll>(index, control, listeners))
                     }

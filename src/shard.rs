@@ -242,7 +242,7 @@ pub async fn run<B: Backend>(
     let mut ticks = 0u64;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = B::pause_until(Instant::now() + TICK) => {}
             _ = shard.wake.notified() => {}
         }
         if shard.draining() && !closed {
@@ -296,7 +296,7 @@ async fn accept_loop<B: Backend>(shard: Rc<Shard<B>>, listener: Rc<B::Listener>)
                     .control
                     .errlog
                     .write(LogLevel::Error, "core", &format!("accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                B::pause_until(Instant::now() + Duration::from_millis(10)).await;
             }
         }
     }

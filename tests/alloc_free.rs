@@ -1,7 +1,8 @@
 //! Zero heap allocations per request on the steady path: the proxy runs in this process with a
 //! counting allocator that counts only on shard threads ("shard-N"), and after a warm-up a
 //! run of keep-alive requests (rewrite rule, byrequests pick, pooled member connection, access
-//! log with UNIQUE_ID) must not allocate at all.
+//! log with UNIQUE_ID) must not allocate at all, on io_uring with tokio-uring's driver and with
+//! our own loop.
 
 mod common;
 use common::*;
@@ -56,13 +57,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// One test for both backends, one after the other: the counter is process-wide.
 #[test]
 fn steady_state_requests_allocate_nothing_on_shard_threads() {
+    for io in ["uring", "ring"] {
+        steady_state_requests(io);
+    }
+}
+
+fn steady_state_requests(io: &str) {
     let (o1, o2) = (port_origin(), port_origin());
     let port = free_port();
     let dir = temp_dir("alloc");
     let conf = format!(
-        "Listen 127.0.0.1:{port}\nMaxKeepAliveRequests 0\nLoadModule unique_id_module m\n{EXTENDED}\nCustomLog {} extended\n{}\
+        "IoBackend {io}\nListen 127.0.0.1:{port}\nMaxKeepAliveRequests 0\nLoadModule unique_id_module m\n{EXTENDED}\nCustomLog {} extended\n{}\
          RewriteRule ^/service1/(.*) balancer://b/service1/$1 [P,L]\nProxyPassReverse / balancer://b/\n",
         dir.join("access.log").display(),
         balancer_conf("b", &[o1.port, o2.port], &[], "")
@@ -105,6 +113,6 @@ fn steady_state_requests_allocate_nothing_on_shard_threads() {
     assert!(lines >= 12_000, "access log has {lines} lines");
     assert_eq!(
         allocs, 0,
-        "{allocs} allocations on shard threads over 10,000 requests"
+        "{allocs} allocations on shard threads over 10,000 requests (IoBackend {io})"
     );
 }

@@ -1,5 +1,5 @@
-//! Regression tests for the two tokio-uring traps (shared/notes/io-uring.md 1.6), run on both
-//! backends: (a) a read cut by its deadline must not swallow the bytes that arrive next;
+//! Regression tests for the two tokio-uring traps (shared/notes/io-uring.md 1.6), run on every
+//! backend (io_uring on tokio-uring's driver and on our own loop, and epoll): (a) a read cut by its deadline must not swallow the bytes that arrive next;
 //! (c) dropping a connection after a timed-out read must close the socket (peer sees EOF).
 //! Deadlines are checked both near (io_uring: a timer per operation) and far enough away
 //! (io_uring: the per-thread sweep, `COARSE_FROM` = 100 ms) for either path to cut the read.
@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use ringproxy::io::{Backend, Conn, Epoll, Gather, Listener, Src, Uring};
+use ringproxy::io::{Backend, Conn, Epoll, Gather, Listener, Ring, Src, Uring};
 
 /// A short deadline (a timer of its own) and a long one (the sweep on io_uring).
 const DEADLINES: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(300)];
@@ -98,6 +98,10 @@ fn uring_timeout_then_reuse() {
     DEADLINES.into_iter().for_each(timeout_then_reuse::<Uring>);
 }
 #[test]
+fn ring_timeout_then_reuse() {
+    DEADLINES.into_iter().for_each(timeout_then_reuse::<Ring>);
+}
+#[test]
 fn epoll_timeout_then_reuse() {
     DEADLINES.into_iter().for_each(timeout_then_reuse::<Epoll>);
 }
@@ -108,6 +112,12 @@ fn uring_drop_after_timeout_closes() {
         .for_each(drop_after_timeout_closes::<Uring>);
 }
 #[test]
+fn ring_drop_after_timeout_closes() {
+    DEADLINES
+        .into_iter()
+        .for_each(drop_after_timeout_closes::<Ring>);
+}
+#[test]
 fn epoll_drop_after_timeout_closes() {
     DEADLINES
         .into_iter()
@@ -115,12 +125,22 @@ fn epoll_drop_after_timeout_closes() {
 }
 /// The sweep's state is per thread and outlives a runtime: a second runtime on the same
 /// thread (one runtime was dropped with deadlines still watched) must get a sweeper of its own.
+/// On our own loop this also ends a runtime with a read in flight, which must be cancelled and
+/// reaped before the ring closes.
 #[test]
 fn uring_long_deadlines_across_runtimes_on_one_thread() {
+    runtimes_in_a_row::<Uring>();
+}
+#[test]
+fn ring_long_deadlines_across_runtimes_on_one_thread() {
+    runtimes_in_a_row::<Ring>();
+}
+
+fn runtimes_in_a_row<B: Backend>() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for _ in 0..2 {
-            long_deadline_with_one_left_watched();
+            long_deadline_with_one_left_watched::<B>();
         }
         done.send(()).unwrap();
     });
@@ -130,17 +150,17 @@ fn uring_long_deadlines_across_runtimes_on_one_thread() {
         .expect("a long deadline in the second runtime never fired");
 }
 
-fn long_deadline_with_one_left_watched() {
+fn long_deadline_with_one_left_watched<B: Backend>() {
     let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std_l.local_addr().unwrap();
     let _client = TcpStream::connect(addr).unwrap();
     let _idle = TcpStream::connect(addr).unwrap();
-    Uring::block_on(async move {
-        let l = Uring::listener(std_l).unwrap();
+    B::block_on(async move {
+        let l = B::listener(std_l).unwrap();
         let (conn, _) = l.accept().await.unwrap();
         let (idle, _) = l.accept().await.unwrap();
         // Still watched when the runtime ends.
-        Uring::spawn(async move {
+        B::spawn(async move {
             let _ = idle
                 .read(
                     Vec::with_capacity(8),
@@ -158,6 +178,10 @@ fn long_deadline_with_one_left_watched() {
 #[test]
 fn uring_connect_and_liveness() {
     connect_deadline_and_liveness::<Uring>();
+}
+#[test]
+fn ring_connect_and_liveness() {
+    connect_deadline_and_liveness::<Ring>();
 }
 #[test]
 fn epoll_connect_and_liveness() {

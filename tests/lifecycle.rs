@@ -165,21 +165,20 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
 }
 
 #[test]
-fn io_backend_epoll_serves_requests() {
-    let o = port_origin();
-    let p = start_proxy(
-        "epoll",
-        &format!(
-            "IoBackend epoll\nProxyPass / http://127.0.0.1:{}/\n",
-            o.port
-        ),
-        2,
-    );
-    let mut c = Client::connect(p.port);
-    for _ in 0..50 {
-        assert_eq!(c.get("/x", "").status, 200);
+fn io_backend_epoll_and_ring_serve_requests() {
+    for (io, kind) in [("epoll", "on Epoll"), ("ring", "on Ring")] {
+        let o = port_origin();
+        let p = start_proxy(
+            io,
+            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
+            2,
+        );
+        let mut c = Client::connect(p.port);
+        for _ in 0..50 {
+            assert_eq!(c.get("/x", "").status, 200);
+        }
+        assert!(p.error_log().contains(kind), "{}", p.error_log());
     }
-    assert!(p.error_log().contains("on Epoll"), "{}", p.error_log());
 }
 
 /// Runs ringproxy with io_uring_setup(2) denied by a seccomp filter, as Docker's default

@@ -235,6 +235,7 @@ fn request_flags() {
     assert!(err(&["-H", "NoColon", U]).contains("Name: value"));
     assert!(err(&["-H", "Bad Name: x", U]).contains("bad header name"));
     assert!(err(&["-m", "GE T", U]).contains("bad method"));
+    assert!(err(&["--io", "poll", U]).contains("expected auto, uring, ring or epoll"));
     assert!(err(&["-b", "x", "--body-file", "/dev/null", U]).contains("given twice"));
 }
 

@@ -390,6 +390,7 @@ fn chunked_bodies_decode() {
 #[test]
 fn echo_streams_a_chunked_upload() {
     echo_on(&["--io", "auto"]);
+    echo_on(&["--io", "ring"]);
     echo_on(&["--io", "epoll"]);
 }
 

@@ -51,15 +51,27 @@ fn wait_stats(stats: &std::path::Path) {
     assert!(stats.exists());
 }
 
+/// On each I/O backend, ringload's and the origin's both.
 #[test]
 fn counts_match_what_the_origin_counted_and_json_matches_its_schema() {
+    for io in ["uring", "ring", "epoll"] {
+        counts_match(io);
+    }
+}
+
+fn counts_match(io: &str) {
     let port = free_port();
     let dir = temp_dir("rl-counts");
     let stats = dir.join("stats.json");
-    let _o = start_origin(&[port], &["--stats-file", stats.to_str().unwrap()]);
+    let _o = start_origin(
+        &[port],
+        &["--io", io, "--stats-file", stats.to_str().unwrap()],
+    );
     let json = dir.join("run.json");
     let url = format!("http://127.0.0.1:{port}/?status=201");
     let out = ringload(&[
+        "--io",
+        io,
         "-c",
         "8",
         "-t",
@@ -97,7 +109,7 @@ fn counts_match_what_the_origin_counted_and_json_matches_its_schema() {
     );
     assert_eq!(num(&j, "latency/count"), 5000.0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("201: 5000"), "{stdout}");
+    assert!(stdout.contains("201: 5000"), "{io}: {stdout}");
 }
 
 #[test]

@@ -183,12 +183,16 @@ pub(super) fn access_compat(_b: &mut Builder, item: &Item) -> Result<(), ConfErr
 }
 
 pub(super) fn io_backend(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
-    let w = one(item, "auto, uring or epoll")?;
+    let w = one(item, "auto, uring, ring or epoll")?;
     b.io_backend = match w.text.to_ascii_lowercase().as_str() {
         "auto" => IoBackendChoice::Auto,
         "uring" => IoBackendChoice::Uring,
+        "ring" => IoBackendChoice::Ring,
         "epoll" => IoBackendChoice::Epoll,
-        _ => return Err(item.err_at(w, format!("must be auto, uring or epoll, not '{}'", w.text))),
+        _ => {
+            let why = format!("must be auto, uring, ring or epoll, not '{}'", w.text);
+            return Err(item.err_at(w, why));
+        }
     };
     Ok(())
 }

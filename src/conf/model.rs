@@ -69,6 +69,8 @@ pub struct Config {
 pub enum IoBackendChoice {
     Auto,
     Uring,
+    /// io_uring on our own event loop.
+    Ring,
     Epoll,
 }
 

@@ -630,6 +630,7 @@ fn core_directives() {
     );
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.io_backend, IoBackendChoice::Epoll);
+    assert_eq!(ok("IoBackend ring\n").io_backend, IoBackendChoice::Ring);
     assert_eq!(c.header_read_timeout, Duration::from_secs(10));
     assert!(c.proxy_preserve_host && !c.proxy_add_headers);
     assert_eq!(c.proxy_timeout, Some(Duration::from_secs(9)));

@@ -61,6 +61,10 @@ impl Backend for Epoll {
     async fn sleep_until(deadline: Instant) {
         tokio::time::sleep_until(deadline.into()).await;
     }
+
+    async fn pause_until(deadline: Instant) {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }
 
 pub struct EpollListener {

@@ -20,7 +20,7 @@ mod epoll;
 mod uring;
 
 pub use epoll::Epoll;
-pub use uring::Uring;
+pub use uring::{Ring, Uring};
 
 /// One runtime flavour. All futures are `!Send`: a shard's connections never leave its thread.
 #[allow(async_fn_in_trait)] // shards are single-threaded by design; no Send bounds wanted
@@ -42,6 +42,9 @@ pub trait Backend: 'static {
     /// Sleeps until `deadline` with the finest timer the backend has (io_uring: a kernel
     /// timeout, microsecond-accurate; epoll: tokio's millisecond wheel). For open-loop pacing.
     async fn sleep_until(deadline: Instant);
+    /// Sleeps until `deadline` on the backend's cheapest timer (milliseconds are fine; no
+    /// allocation per call): housekeeping ticks and back-offs.
+    async fn pause_until(deadline: Instant);
 }
 
 #[allow(async_fn_in_trait)]
@@ -181,7 +184,19 @@ impl Gather {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Uring,
+    /// io_uring on our own event loop (uring/own.rs).
+    Ring,
     Epoll,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Uring => Uring::NAME,
+            Kind::Ring => Ring::NAME,
+            Kind::Epoll => Epoll::NAME,
+        }
+    }
 }
 
 /// Checks that io_uring can be used here (ring creation and the cancel-by-fd opcode the

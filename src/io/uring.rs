@@ -1,7 +1,10 @@
-//! The io_uring backend, on tokio-uring's per-thread ring. Every socket operation is a raw
-//! io_uring opcode submitted through tokio-uring's `UnsubmittedOneshot`, whose stored data (our
+//! The io_uring backend. Every socket operation is a raw io_uring opcode whose stored data (our
 //! owned buffers) lives until the completion even if the future is dropped. Deadlines cancel
 //! the operation by fd and then await it, so a timeout never loses bytes (notes 1.6 a/b).
+//!
+//! Two drivers run the ring, one per thread: tokio-uring's (`Uring`), and our own event loop
+//! (`Ring`, own.rs), which can set up the ring with `DEFER_TASKRUN`. The operations here are
+//! written once, generic over the driver.
 
 use std::fs::File;
 use std::future::Future;
@@ -18,10 +21,78 @@ use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
 use super::{Backend, Conn, Gather, Listener, timed_out};
 
+mod own;
 mod watch;
 
+pub use own::OwnRing;
+
+/// What runs a thread's ring: submits operations that own their data until completion, runs
+/// tasks, and spawns them.
+#[allow(async_fn_in_trait)] // single-threaded by design, as `Backend`
+pub trait Driver: 'static {
+    const NAME: &'static str;
+    /// An operation in flight; dropping it leaves the data with the driver until the kernel
+    /// completes it.
+    type Op<D: Unpin + 'static>: Future<Output = (io::Result<u32>, D)>;
+    fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> Self::Op<D>;
+    fn block_on<F: Future>(fut: F) -> F::Output;
+    fn spawn<F: Future<Output = ()> + 'static>(fut: F);
+    /// A kernel timeout: microsecond-accurate.
+    async fn sleep_until(deadline: Instant);
+    /// The cheapest timer the driver has, allocation-free, for housekeeping ticks.
+    async fn pause_until(deadline: Instant);
+}
+
+/// Submits a kernel timeout for `deadline` with its timespec in `ts` and waits for it; returns
+/// the box for reuse. Boxed: the kernel reads the timespec when it takes the entry, which may
+/// be after the future has moved.
+async fn timeout<R: Driver>(mut ts: Box<Timespec>, deadline: Instant) -> Box<Timespec> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return ts;
+    }
+    *ts = Timespec::new()
+        .sec(left.as_secs())
+        .nsec(left.subsec_nanos());
+    let sqe = opcode::Timeout::new(&*ts as *const Timespec).build();
+    R::submit(ts, sqe).await.1 // ETIME is the normal completion
+}
+
+/// tokio-uring's driver: its ring is polled through tokio's epoll loop.
+pub struct TokioUring;
+
+impl Driver for TokioUring {
+    const NAME: &'static str = "io_uring";
+    type Op<D: Unpin + 'static> = InFlightOneshot<D, Completion<D>>;
+
+    fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> Self::Op<D> {
+        UnsubmittedOneshot::new(data, Completion(PhantomData), sqe).submit()
+    }
+
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        tokio_uring::builder().entries(1024).start(fut)
+    }
+
+    fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
+        drop(tokio_uring::spawn(fut));
+    }
+
+    async fn sleep_until(deadline: Instant) {
+        timeout::<Self>(Box::new(Timespec::new()), deadline).await;
+    }
+
+    async fn pause_until(deadline: Instant) {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// The backend on tokio-uring's driver.
+pub type Uring = UringOn<TokioUring>;
+/// The backend on our own event loop.
+pub type Ring = UringOn<OwnRing>;
+
 /// Maps a completion to `(result, stored data)`.
-struct Completion<D>(PhantomData<fn() -> D>);
+pub struct Completion<D>(PhantomData<fn() -> D>);
 
 impl<D> OneshotOutputTransform for Completion<D> {
     type Output = (io::Result<u32>, D);
@@ -37,15 +108,11 @@ impl<D> OneshotOutputTransform for Completion<D> {
     }
 }
 
-fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> InFlightOneshot<D, Completion<D>> {
-    UnsubmittedOneshot::new(data, Completion(PhantomData), sqe).submit()
-}
-
 /// Cancels every operation in flight on `fd`; the cancel is queued on the ring at once, and
 /// the returned future waits for the cancel itself to complete.
-fn cancel_fd(fd: RawFd) -> impl Future<Output = ()> + use<> {
+fn cancel_fd<R: Driver>(fd: RawFd) -> impl Future<Output = ()> + use<R> {
     let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all()).build();
-    let op = submit((), sqe);
+    let op = R::submit((), sqe);
     async move {
         let _ = op.await; // ENOENT: nothing was in flight
     }
@@ -53,26 +120,26 @@ fn cancel_fd(fd: RawFd) -> impl Future<Output = ()> + use<> {
 
 /// Awaits `op`; at the deadline cancels it and awaits it again, so its buffers come back and a
 /// completion that raced the cancel is kept (a read that got data returns that data).
-async fn until<D: Unpin + 'static>(
+async fn until<R: Driver, D: Unpin + 'static>(
     fd: RawFd,
-    op: InFlightOneshot<D, Completion<D>>,
+    op: R::Op<D>,
     deadline: Instant,
 ) -> (io::Result<u32>, D) {
-    if let Some(armed) = watch::arm(fd, deadline) {
+    if let Some(armed) = watch::arm::<R>(fd, deadline) {
         let (r, d) = op.await;
         return (timeout_if_cancelled(r, armed.finish()), d);
     }
     // A near deadline (ringload's next scheduled send) gets a kernel timeout: microseconds,
     // where tokio's wheel has milliseconds. If the operation wins, the timeout is left to
-    // expire on its own, at most 100 ms later (`watch::COARSE_FROM`); tokio-uring keeps its
+    // expire on its own, at most 100 ms later (`watch::COARSE_FROM`); the driver keeps its
     // timespec alive until then.
     let mut op = std::pin::pin!(op);
     tokio::select! {
         biased;
         out = &mut op => return out,
-        _ = Uring::sleep_until(deadline) => {}
+        _ = UringOn::<R>::sleep_until(deadline) => {}
     }
-    cancel_fd(fd).await;
+    cancel_fd::<R>(fd).await;
     let (r, d) = op.await;
     (timeout_if_cancelled(r, true), d)
 }
@@ -91,30 +158,32 @@ fn timeout_if_cancelled(r: io::Result<u32>, expired: bool) -> io::Result<u32> {
     }
 }
 
-pub struct Uring;
+/// The io_uring backend on driver `R`.
+pub struct UringOn<R>(PhantomData<fn() -> R>);
 
-impl Backend for Uring {
-    type Conn = UringConn;
-    type Listener = UringListener;
-    const NAME: &'static str = "io_uring";
+impl<R: Driver> Backend for UringOn<R> {
+    type Conn = UringConn<R>;
+    type Listener = UringListener<R>;
+    const NAME: &'static str = R::NAME;
 
     fn block_on<F: Future>(fut: F) -> F::Output {
-        tokio_uring::builder().entries(1024).start(fut)
+        R::block_on(fut)
     }
 
     fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
-        drop(tokio_uring::spawn(fut));
+        R::spawn(fut);
     }
 
-    fn listener(l: std::net::TcpListener) -> io::Result<UringListener> {
+    fn listener(l: std::net::TcpListener) -> io::Result<UringListener<R>> {
         l.set_nonblocking(false)?;
         Ok(UringListener {
             fd: OwnedFd::from(l),
             closed: std::cell::Cell::new(false),
+            driver: PhantomData,
         })
     }
 
-    async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<UringConn> {
+    async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<UringConn<R>> {
         let domain = if addr.is_ipv4() {
             libc::AF_INET
         } else {
@@ -130,10 +199,10 @@ impl Backend for Uring {
         // Boxed so the kernel's pointer stays valid while the op future moves.
         let sa = Box::new(socket2::SockAddr::from(addr));
         let sqe = opcode::Connect::new(Fd(raw), sa.as_ptr(), sa.len()).build();
-        let (r, _sa) = until(raw, submit(sa, sqe), deadline).await;
+        let (r, _sa) = until::<R, _>(raw, R::submit(sa, sqe), deadline).await;
         r?;
         socket2::SockRef::from(&fd).set_nodelay(true)?;
-        Ok(UringConn { fd })
+        Ok(UringConn::new(fd))
     }
 
     async fn append(file: Rc<File>, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
@@ -144,7 +213,7 @@ impl Backend for Uring {
             // Offset 0 with O_APPEND appends, as pwrite(2) does on Linux.
             let sqe =
                 opcode::Write::new(Fd(fd), rest.as_ptr(), rest.len().min(1 << 30) as u32).build();
-            let (r, back) = submit(data, sqe).await;
+            let (r, back) = R::submit(data, sqe).await;
             data = back;
             match r {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data.1),
@@ -156,30 +225,24 @@ impl Backend for Uring {
     }
 
     async fn sleep_until(deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        // Boxed: the kernel reads the timespec through this pointer while the op is queued.
-        let ts = Box::new(
-            Timespec::new()
-                .sec(left.as_secs())
-                .nsec(left.subsec_nanos()),
-        );
-        let sqe = opcode::Timeout::new(&*ts as *const Timespec).build();
-        let _ = submit(ts, sqe).await; // ETIME is the normal completion
+        R::sleep_until(deadline).await;
+    }
+
+    async fn pause_until(deadline: Instant) {
+        R::pause_until(deadline).await;
     }
 }
 
-pub struct UringListener {
+pub struct UringListener<R> {
     fd: OwnedFd,
     closed: std::cell::Cell<bool>,
+    driver: PhantomData<fn() -> R>,
 }
 
-impl Listener for UringListener {
-    type Conn = UringConn;
+impl<R: Driver> Listener for UringListener<R> {
+    type Conn = UringConn<R>;
 
-    async fn accept(&self) -> io::Result<(UringConn, SocketAddr)> {
+    async fn accept(&self) -> io::Result<(UringConn<R>, SocketAddr)> {
         if self.closed.get() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -193,7 +256,7 @@ impl Listener for UringListener {
         )
         .flags(libc::SOCK_CLOEXEC)
         .build();
-        let (r, ()) = submit((), sqe).await;
+        let (r, ()) = R::submit((), sqe).await;
         // SAFETY: a successful accept returns a new fd that we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(r? as RawFd) };
         let sock = socket2::SockRef::from(&fd);
@@ -202,7 +265,7 @@ impl Listener for UringListener {
             .peer_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("non-IP peer"))?;
-        Ok((UringConn { fd }, peer))
+        Ok((UringConn::new(fd), peer))
     }
 
     fn close(&self) {
@@ -213,17 +276,25 @@ impl Listener for UringListener {
     }
 }
 
-pub struct UringConn {
+pub struct UringConn<R> {
     fd: OwnedFd,
+    driver: PhantomData<fn() -> R>,
 }
 
-impl UringConn {
+impl<R: Driver> UringConn<R> {
+    fn new(fd: OwnedFd) -> Self {
+        UringConn {
+            fd,
+            driver: PhantomData,
+        }
+    }
+
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 }
 
-impl Conn for UringConn {
+impl<R: Driver> Conn for UringConn<R> {
     async fn read(&self, mut buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
         let len = buf.len();
         let room = buf.capacity() - len;
@@ -234,7 +305,7 @@ impl Conn for UringConn {
         // SAFETY: the pointer is into the Vec's heap block, which the op owns until completion.
         let ptr = unsafe { buf.as_mut_ptr().add(len) };
         let sqe = opcode::Recv::new(Fd(self.raw()), ptr, room).build();
-        let (r, mut buf) = until(self.raw(), submit(buf, sqe), deadline).await;
+        let (r, mut buf) = until::<R, _>(self.raw(), R::submit(buf, sqe), deadline).await;
         match r {
             Ok(n) => {
                 // SAFETY: the kernel initialised n bytes after len.
@@ -250,7 +321,7 @@ impl Conn for UringConn {
             g.fill_iov();
             let sqe =
                 opcode::Writev::new(Fd(self.raw()), g.iov.as_ptr(), g.iov.len() as u32).build();
-            let (r, back) = until(self.raw(), submit(g, sqe), deadline).await;
+            let (r, back) = until::<R, _>(self.raw(), R::submit(g, sqe), deadline).await;
             g = back;
             match r {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), g),

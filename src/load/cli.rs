@@ -316,8 +316,13 @@ fn collect(args: Vec<OsString>) -> Result<Raw, String> {
                 let io = match v.as_str() {
                     "auto" => IoChoice::Auto,
                     "uring" | "io_uring" => IoChoice::Uring,
+                    "ring" => IoChoice::Ring,
                     "epoll" => IoChoice::Epoll,
-                    _ => return Err(format!("--io: expected auto, uring or epoll, not {v:?}")),
+                    _ => {
+                        return Err(format!(
+                            "--io: expected auto, uring, ring or epoll, not {v:?}"
+                        ));
+                    }
                 };
                 once(&mut r.io, "--io", io)?;
             }

@@ -104,6 +104,8 @@ pub enum Tally {
 pub enum IoChoice {
     Auto,
     Uring,
+    /// io_uring on our own event loop.
+    Ring,
     Epoll,
 }
 

@@ -10,6 +10,8 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use super::Driver;
+
 /// Deadlines at least this far away are watched here instead of by a timer each.
 const COARSE_FROM: Duration = Duration::from_millis(100);
 /// How often the sweeper looks for expired deadlines: the most a coarse deadline runs late.
@@ -67,7 +69,7 @@ impl Drop for Armed {
 
 /// Takes a slot for an operation in flight on `fd`, or None when the deadline is too near for
 /// the sweep's granularity (the caller then keeps a timer of its own).
-pub(super) fn arm(fd: RawFd, deadline: Instant) -> Option<Armed> {
+pub(super) fn arm<R: Driver>(fd: RawFd, deadline: Instant) -> Option<Armed> {
     let (armed, start_sweeper) = WATCH.with(|w| {
         let mut w = w.borrow_mut();
         let now = match w.clock {
@@ -101,7 +103,7 @@ pub(super) fn arm(fd: RawFd, deadline: Instant) -> Option<Armed> {
         // Spawned outside the borrow: a task dropped at once would run `Running`'s drop. The
         // guard goes with the task, so a task dropped before its first poll (the runtime
         // ended) still clears the clock and the next runtime starts a sweeper.
-        drop(tokio_uring::spawn(sweeper(Running)));
+        R::spawn(sweeper::<R>(Running));
     }
     armed
 }
@@ -115,10 +117,10 @@ impl Drop for Running {
     }
 }
 
-async fn sweeper(_running: Running) {
+async fn sweeper<R: Driver>(_running: Running) {
     loop {
-        tokio::time::sleep(SWEEP).await;
-        let Some(cancels) = WATCH.with(|w| w.borrow_mut().cancel_due(Instant::now())) else {
+        R::pause_until(Instant::now() + SWEEP).await;
+        let Some(cancels) = WATCH.with(|w| w.borrow_mut().cancel_due::<R>(Instant::now())) else {
             return; // nothing watched: `_running` clears the clock as the task ends
         };
         for c in cancels {
@@ -138,7 +140,10 @@ impl Watch {
     /// Submits a cancel for each operation past its deadline; None when no slot is taken.
     /// Every cancel is queued before any is awaited: while awaiting, an fd could be closed and
     /// reused by a new connection whose operations a late cancel would hit.
-    fn cancel_due(&mut self, now: Instant) -> Option<Vec<impl Future<Output = ()> + use<>>> {
+    fn cancel_due<R: Driver>(
+        &mut self,
+        now: Instant,
+    ) -> Option<Vec<impl Future<Output = ()> + use<R>>> {
         if self.armed == 0 {
             return None;
         }
@@ -156,7 +161,7 @@ impl Watch {
             .iter()
             .map(|&i| {
                 self.slots[i].state = State::Expired;
-                super::cancel_fd(self.slots[i].fd)
+                super::cancel_fd::<R>(self.slots[i].fd)
             })
             .collect();
         self.due = due;

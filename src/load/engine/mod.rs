@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::CachePadded;
-use crate::io::{self, Backend, Epoll, Uring};
+use crate::io::{self, Backend, Epoll, Ring, Uring};
 use crate::load::plan::{IoChoice, Plan, Schedule, Stop};
 use crate::load::report::model::{Cost, RunConfig, RunReport, Verdict, new_histogram};
 use crate::load::schedule::{Timetable, cumulative};
@@ -117,8 +117,11 @@ impl ThreadCtx {
 pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunReport, String> {
     let kind = match (plan.io, io::probe_uring()) {
         (IoChoice::Epoll, _) => io::Kind::Epoll,
+        (IoChoice::Ring, Ok(())) => io::Kind::Ring,
         (_, Ok(())) => io::Kind::Uring,
-        (IoChoice::Uring, Err(why)) => return Err(format!("io_uring is not available: {why}")),
+        (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
+            return Err(format!("io_uring is not available: {why}"));
+        }
         (IoChoice::Auto, Err(_)) => io::Kind::Epoll,
     };
     let plan = Arc::new(plan);
@@ -170,6 +173,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunRep
                     io::Kind::Uring => {
                         Uring::block_on(thread_main::<Uring>(plan, shared, tls, conns))
                     }
+                    io::Kind::Ring => Ring::block_on(thread_main::<Ring>(plan, shared, tls, conns)),
                     io::Kind::Epoll => {
                         Epoll::block_on(thread_main::<Epoll>(plan, shared, tls, conns))
                     }
@@ -315,10 +319,7 @@ fn merge(
                 .rate
                 .as_ref()
                 .map_or(0.0, |s| window_rate(s, plan.warmup, duration_s)),
-            io: match kind {
-                io::Kind::Uring => "io_uring".to_string(),
-                io::Kind::Epoll => "epoll".to_string(),
-            },
+            io: kind.name().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         },
         started_unix: SystemTime::now()

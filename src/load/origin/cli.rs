@@ -23,6 +23,7 @@ SIGTERM or SIGINT prints the counters as JSON on stdout and exits 0.";
 pub(super) enum IoChoice {
     Auto,
     Uring,
+    Ring,
     Epoll,
 }
 
@@ -93,8 +94,13 @@ pub(super) fn parse_args(args: Vec<OsString>) -> Result<Cli, String> {
                 s.io = match v.as_str() {
                     "auto" => IoChoice::Auto,
                     "uring" | "io_uring" => IoChoice::Uring,
+                    "ring" => IoChoice::Ring,
                     "epoll" => IoChoice::Epoll,
-                    _ => return Err(format!("--io: expected uring, epoll or auto, not {v:?}")),
+                    _ => {
+                        return Err(format!(
+                            "--io: expected uring, ring, epoll or auto, not {v:?}"
+                        ));
+                    }
                 };
             }
             Long("body-size") => {

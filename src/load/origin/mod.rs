@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use crate::io::{self, Backend, Epoll, Uring};
+use crate::io::{self, Backend, Epoll, Ring, Uring};
 
 pub use cli::USAGE;
 pub use pattern::{BLOCK, pattern_byte};
@@ -71,8 +71,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn run(s: Settings) -> Result<(), String> {
     let kind = match (s.io, io::probe_uring()) {
         (IoChoice::Epoll, _) => io::Kind::Epoll,
+        (IoChoice::Ring, Ok(())) => io::Kind::Ring,
         (_, Ok(())) => io::Kind::Uring,
-        (IoChoice::Uring, Err(why)) => return Err(format!("io_uring is not available: {why}")),
+        (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
+            return Err(format!("io_uring is not available: {why}"));
+        }
         (IoChoice::Auto, Err(_)) => io::Kind::Epoll,
     };
     let addrs: Vec<SocketAddr> = s
@@ -116,6 +119,7 @@ fn run(s: Settings) -> Result<(), String> {
                     io::Kind::Uring => {
                         Uring::block_on(worker::<Uring>(settings, counters, listeners))
                     }
+                    io::Kind::Ring => Ring::block_on(worker::<Ring>(settings, counters, listeners)),
                     io::Kind::Epoll => {
                         Epoll::block_on(worker::<Epoll>(settings, counters, listeners))
                     }
@@ -124,10 +128,7 @@ fn run(s: Settings) -> Result<(), String> {
             .map_err(|e| format!("could not start a thread: {e}"))?;
     }
     let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    let backend = match kind {
-        io::Kind::Uring => Uring::NAME,
-        io::Kind::Epoll => Epoll::NAME,
-    };
+    let backend = kind.name();
     eprintln!(
         "ringload origin: listening on {} ({} thread(s), {backend})",
         list.join(", "),

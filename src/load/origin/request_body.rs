@@ -4,12 +4,12 @@ use std::net::Shutdown;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::http::BodyFraming;
-use crate::io::{Conn, Src};
+use crate::io::{Backend, Conn, Src};
 
 use super::respond::Framing;
 use super::session::{IoResult, Next, Req, Session};
 
-impl<C: Conn> Session<C> {
+impl<B: Backend> Session<B> {
     /// Reads and drops a request body per its framing. Ok(false): bad chunked framing.
     pub(super) async fn discard_body(&mut self, framing: BodyFraming) -> IoResult<bool> {
         match framing {

@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::http::{BodyFraming, status_reason};
-use crate::io::{Conn, Src};
+use crate::io::{Backend, Conn, Src};
 
 use super::params::Fail;
 use super::pattern::{BLOCK, PATTERN};
@@ -30,7 +30,7 @@ pub(super) enum Framing {
     Close,
 }
 
-impl<C: Conn> Session<C> {
+impl<B: Backend> Session<B> {
     /// Answers one request per its query parameters and the settings.
     pub(super) async fn handle(&mut self, req: Req) -> IoResult<Next> {
         let p = req.params;

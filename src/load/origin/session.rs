@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::http::parse_request;
 use crate::http::{BodyFraming, ChunkedScanner, Method, Parsed, RequestHead, Version};
-use crate::io::{Conn, Gather};
+use crate::io::{Backend, Gather};
 
 use super::params::{Params, parse_params};
 use super::respond::Framing;
@@ -39,8 +39,8 @@ pub(super) enum Next {
 pub(super) type IoResult<T> = std::io::Result<T>;
 
 /// One client connection and its reusable buffers.
-pub(super) struct Session<C: Conn> {
-    pub(super) conn: C,
+pub(super) struct Session<B: Backend> {
+    pub(super) conn: B::Conn,
     pub(super) shard: Rc<Shard>,
     pub(super) idx: usize,
     pub(super) port: u16,
@@ -58,8 +58,8 @@ pub(super) struct Session<C: Conn> {
     pub(super) pattern: Vec<u8>,
 }
 
-impl<C: Conn> Session<C> {
-    pub(super) fn new(conn: C, shard: Rc<Shard>, idx: usize) -> Session<C> {
+impl<B: Backend> Session<B> {
+    pub(super) fn new(conn: B::Conn, shard: Rc<Shard>, idx: usize) -> Session<B> {
         let port = shard.settings.ports[idx];
         Session {
             conn,

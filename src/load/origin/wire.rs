@@ -5,7 +5,7 @@ use std::net::Shutdown;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use crate::io::Conn;
+use crate::io::{Backend, Conn};
 
 use super::session::{IoResult, Session};
 
@@ -16,7 +16,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a graceful close keeps reading (and discarding) after the last response.
 const LINGER: Duration = Duration::from_secs(2);
 
-impl<C: Conn> Session<C> {
+impl<B: Backend> Session<B> {
     /// Writes everything queued; the scratch buffer is then empty again.
     pub(super) async fn flush(&mut self) -> IoResult<()> {
         if self.g.is_empty() {
@@ -81,7 +81,7 @@ impl<C: Conn> Session<C> {
 
     pub(super) async fn sleep(&mut self, ms: u64) -> IoResult<()> {
         self.flush().await?;
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        B::sleep_until(Instant::now() + Duration::from_millis(ms)).await;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::conf::model::Limits;
 use crate::io::{Backend, Listener};
@@ -63,11 +63,11 @@ async fn accept_loop<B: Backend>(l: Rc<B::Listener>, shard: Rc<Shard>, idx: usiz
         match l.accept().await {
             Ok((conn, _)) => {
                 shard.counters.ports[idx].connections.fetch_add(1, Relaxed);
-                B::spawn(Session::new(conn, shard.clone(), idx).serve());
+                B::spawn(Session::<B>::new(conn, shard.clone(), idx).serve());
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             // EMFILE and friends: back off a little rather than spin.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => B::pause_until(Instant::now() + Duration::from_millis(10)).await,
         }
     }
 }
