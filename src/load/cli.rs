@@ -58,8 +58,9 @@ search:
       --step-factor F     each step's rate is F times the last (default 1.5)
       --step-duration DUR each step's length (default 10s)
 other:
-      --io auto|uring|ring|epoll   I/O backend (default auto: io_uring when usable;
-                              ring: io_uring on ringload's own loop, DEFER_TASKRUN)
+      --io auto|ring|uring|epoll   I/O backend. auto (default): ring where io_uring is
+                              usable, else epoll; ring: io_uring on ringload's own loop
+                              (DEFER_TASKRUN); uring: io_uring on tokio-uring's loop
   -h, --help              this text
 DUR: 250us, 500ms, 2s, 1.5s, 1m, 1h, or plain seconds (10). N and RATE accept a k suffix (10k).
 Exit codes: 0 ok, 1 a --fail-if clause held or --find-max failed, 2 bad input.";

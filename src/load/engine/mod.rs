@@ -117,8 +117,8 @@ impl ThreadCtx {
 pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunReport, String> {
     let kind = match (plan.io, io::probe_uring()) {
         (IoChoice::Epoll, _) => io::Kind::Epoll,
-        (IoChoice::Ring, Ok(())) => io::Kind::Ring,
-        (_, Ok(())) => io::Kind::Uring,
+        (IoChoice::Uring, Ok(())) => io::Kind::Uring,
+        (_, Ok(())) => io::Kind::Ring,
         (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
             return Err(format!("io_uring is not available: {why}"));
         }

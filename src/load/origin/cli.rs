@@ -9,8 +9,8 @@ pub const USAGE: &str = "usage: ringload origin [options]
   --ports A,B,...     serve several ports
   --addr IP           address to bind (default 127.0.0.1)
   -t, --threads N     threads, each pinned to a core with its own listeners (default 1)
-  --io uring|ring|epoll|auto   I/O backend (default auto: io_uring when usable; ring: io_uring
-                      on our own loop)
+  --io ring|uring|epoll|auto   I/O backend (default auto: ring, io_uring on our own loop,
+                      where io_uring is usable, else epoll; uring: on tokio-uring's loop)
   --body-size BYTES   send BYTES of a fixed pattern instead of 'Server response, port N\\n'
                       (suffixes k, m, g)
   --chunked           send bodies with Transfer-Encoding: chunked

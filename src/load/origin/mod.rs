@@ -71,8 +71,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn run(s: Settings) -> Result<(), String> {
     let kind = match (s.io, io::probe_uring()) {
         (IoChoice::Epoll, _) => io::Kind::Epoll,
-        (IoChoice::Ring, Ok(())) => io::Kind::Ring,
-        (_, Ok(())) => io::Kind::Uring,
+        (IoChoice::Uring, Ok(())) => io::Kind::Uring,
+        (_, Ok(())) => io::Kind::Ring,
         (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
             return Err(format!("io_uring is not available: {why}"));
         }
