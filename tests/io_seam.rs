@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use ringproxy::io::{Backend, Conn, Epoll, Gather, Listener, Ring, Src, Uring};
+use ringproxy::io::{
+    Backend, Conn, Deadlines, Epoll, ExchangeError, Gather, Listener, Ring, Src, Uring,
+};
 
 /// A short deadline (a timer of its own) and a long one (the sweep on io_uring).
 const DEADLINES: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(300)];
@@ -87,10 +89,99 @@ fn connect_deadline_and_liveness<B: Backend>() {
         // The FIN is visible to a peek without consuming anything.
         let until = Instant::now() + Duration::from_secs(2);
         while c.is_idle_alive() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            B::pause_until(Instant::now() + Duration::from_millis(5)).await;
         }
         assert!(!c.is_idle_alive());
     });
+}
+
+/// `write_then_read` (on io_uring with our own loop: one linked send and receive): the request
+/// arrives and the answer comes back; a read cut by its deadline loses nothing and leaves the
+/// connection usable; a write to a reset peer is reported as the write's failure.
+fn write_then_read<B: Backend>() {
+    let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_l.local_addr().unwrap();
+    let (connected, reset_now) = std::sync::mpsc::channel();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = std_l.accept().unwrap();
+        let mut req = [0u8; 4];
+        s.read_exact(&mut req).unwrap();
+        assert_eq!(&req, b"PING");
+        s.write_all(b"PONG").unwrap();
+        s.read_exact(&mut req).unwrap(); // the second request: answered only after a pause
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(b"LATE").unwrap();
+        let (s2, _) = std_l.accept().unwrap();
+        reset_now.recv().unwrap();
+        socket2::SockRef::from(&s2)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap(); // a reset
+        drop(s2);
+    });
+    let request = |buf: Vec<u8>| {
+        let mut g = Gather::new();
+        g.input = buf;
+        g.input.clear();
+        g.input.extend_from_slice(b"PING");
+        g.push(Src::Input, 0, 4);
+        g
+    };
+    B::block_on(async move {
+        let far = || Deadlines {
+            write: Instant::now() + Duration::from_secs(5),
+            read: Instant::now() + Duration::from_secs(5),
+        };
+        let c = B::connect(addr, Instant::now() + Duration::from_secs(2))
+            .await
+            .unwrap();
+        let (r, g, buf) = c
+            .write_then_read(request(Vec::new()), Vec::with_capacity(64), far())
+            .await;
+        assert_eq!(r.unwrap(), 4);
+        assert_eq!(&buf[..], b"PONG");
+        let short = Deadlines {
+            read: Instant::now() + Duration::from_millis(100),
+            ..far()
+        };
+        let (r, g, buf) = c.write_then_read(request(g.input), Vec::new(), short).await;
+        match r {
+            Err(ExchangeError::Read(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
+            other => panic!("wanted a read timeout, got {other:?}"),
+        }
+        let (r, buf) = c.read(buf, far().read).await;
+        assert_eq!(r.unwrap(), 4);
+        assert_eq!(&buf[..], b"LATE", "nothing lost to the timeout");
+        let reset = B::connect(addr, Instant::now() + Duration::from_secs(2))
+            .await
+            .unwrap();
+        connected.send(()).unwrap();
+        // Wait until the reset has arrived, then write into it.
+        let until = Instant::now() + Duration::from_secs(2);
+        while reset.is_idle_alive() && Instant::now() < until {
+            B::pause_until(Instant::now() + Duration::from_millis(5)).await;
+        }
+        let (r, _, _) = reset
+            .write_then_read(request(g.input), Vec::with_capacity(64), far())
+            .await;
+        assert!(
+            matches!(r, Err(ExchangeError::Write(_))),
+            "wanted a write error, got {r:?}"
+        );
+    });
+    peer.join().unwrap();
+}
+
+#[test]
+fn uring_write_then_read() {
+    write_then_read::<Uring>();
+}
+#[test]
+fn ring_write_then_read() {
+    write_then_read::<Ring>();
+}
+#[test]
+fn epoll_write_then_read() {
+    write_then_read::<Epoll>();
 }
 
 #[test]

@@ -64,6 +64,13 @@ pub trait Conn: 'static {
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
     /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline.
     async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
+    /// `write_all` of `g` by `write_by`, then one `read` into `buf` by `read_by`: a client's
+    /// request and the start of its response. A backend that can link the two submits them at
+    /// once.
+    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+        let write = async |g| self.write_all(g, by.write).await;
+        write_then_read(write, async |b| self.read(b, by.read).await, g, buf).await
+    }
     /// True when an idle connection shows neither EOF nor unsolicited bytes (checked with
     /// MSG_PEEK | MSG_DONTWAIT; never parks a read on the socket).
     fn is_idle_alive(&self) -> bool;
@@ -71,6 +78,39 @@ pub trait Conn: 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
     /// The socket's fd, for the shard's registry (drain shuts idle ones down).
     fn raw_fd(&self) -> std::os::fd::RawFd;
+}
+
+/// Which half of a `Conn::write_then_read` failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    Write(io::Error),
+    Read(io::Error),
+}
+
+/// The deadlines of `Conn::write_then_read`'s two halves.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub write: Instant,
+    pub read: Instant,
+}
+
+/// What `Conn::write_then_read` returns: the bytes read, and both buffers back.
+pub type Exchange = (Result<usize, ExchangeError>, Gather, Vec<u8>);
+
+/// `Conn::write_then_read` as two operations, one after the other (also for byte streams
+/// over a `Conn`, such as ringload's TLS).
+pub async fn write_then_read(
+    write: impl AsyncFnOnce(Gather) -> (io::Result<()>, Gather),
+    read: impl AsyncFnOnce(Vec<u8>) -> (io::Result<usize>, Vec<u8>),
+    g: Gather,
+    buf: Vec<u8>,
+) -> Exchange {
+    let (w, g) = write(g).await;
+    if let Err(e) = w {
+        return (Err(ExchangeError::Write(e)), g, buf);
+    }
+    let (r, buf) = read(buf).await;
+    (r.map_err(ExchangeError::Read), g, buf)
 }
 
 /// Which buffer of a `Gather` a segment points into.
@@ -132,6 +172,14 @@ impl Gather {
 
     pub fn total_len(&self) -> usize {
         self.segs.iter().map(|s| (s.2 - s.1) as usize).sum()
+    }
+
+    /// The bytes when there is exactly one segment.
+    fn single(&self) -> Option<&[u8]> {
+        match self.segs[..] {
+            [seg] => Some(self.slice(seg)),
+            _ => None,
+        }
     }
 
     /// The bytes of each segment, in order (for wires that transform them, such as TLS).

@@ -13,13 +13,13 @@ use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
-use super::{Backend, Conn, Gather, Listener, timed_out};
+use super::{Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, timed_out};
 
 mod own;
 mod watch;
@@ -37,11 +37,49 @@ pub trait Driver: 'static {
     fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> Self::Op<D>;
     fn block_on<F: Future>(fut: F) -> F::Output;
     fn spawn<F: Future<Output = ()> + 'static>(fut: F);
+    /// Submits `first` and `second` linked: `second` starts once `first` succeeded, and only
+    /// `second` completes the operation. If `first` fails, the operation ends with a
+    /// `FirstFailed` error and `second` never runs. Err(data) where the driver cannot link.
+    fn submit_linked<D: Unpin + 'static>(
+        data: D,
+        first: squeue::Entry,
+        second: squeue::Entry,
+    ) -> Result<Self::Op<D>, D>;
     /// A kernel timeout: microsecond-accurate.
     async fn sleep_until(deadline: Instant);
     /// The cheapest timer the driver has, allocation-free, for housekeeping ticks.
     async fn pause_until(deadline: Instant);
 }
+
+/// How a linked operation's first half failed: its completion's result (an errno, negated, or
+/// the bytes it moved before it failed).
+#[derive(Debug)]
+pub struct FirstFailed(pub i32);
+
+impl std::fmt::Display for FirstFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the first of two linked operations failed ({})", self.0)
+    }
+}
+
+impl std::error::Error for FirstFailed {}
+
+impl FirstFailed {
+    fn into_io(self) -> io::Error {
+        if self.0 < 0 {
+            io::Error::from_raw_os_error(-self.0)
+        } else {
+            io::ErrorKind::WriteZero.into() // some bytes went, then the send failed
+        }
+    }
+}
+
+/// Requests up to this size go out linked with the read of their response (one small send).
+const LINK_MAX: usize = 64 * 1024;
+/// A linked pair needs its read deadline at least this far away: the pair then shares it (the
+/// send completes at once), and a cancel at the deadline is certain to find the read, which
+/// the kernel starts only after the send, in the submitting `io_uring_enter`.
+const LINK_MIN_WAIT: Duration = Duration::from_millis(5);
 
 /// Submits a kernel timeout for `deadline` with its timespec in `ts` and waits for it; returns
 /// the box for reuse. Boxed: the kernel reads the timespec when it takes the entry, which may
@@ -75,6 +113,15 @@ impl Driver for TokioUring {
 
     fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
         drop(tokio_uring::spawn(fut));
+    }
+
+    /// tokio-uring routes every completion to its own table; it cannot skip one.
+    fn submit_linked<D: Unpin + 'static>(
+        data: D,
+        _: squeue::Entry,
+        _: squeue::Entry,
+    ) -> Result<Self::Op<D>, D> {
+        Err(data)
     }
 
     async fn sleep_until(deadline: Instant) {
@@ -292,28 +339,73 @@ impl<R: Driver> UringConn<R> {
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
-}
 
-impl<R: Driver> Conn for UringConn<R> {
-    async fn read(&self, mut buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
+    /// A receive into `buf[len..capacity]` (grown first if full).
+    fn recv_sqe(&self, buf: &mut Vec<u8>) -> squeue::Entry {
         let len = buf.len();
-        let room = buf.capacity() - len;
-        if room == 0 {
+        if buf.capacity() == len {
             buf.reserve(4096);
         }
         let room = (buf.capacity() - len).min(u32::MAX as usize) as u32;
         // SAFETY: the pointer is into the Vec's heap block, which the op owns until completion.
         let ptr = unsafe { buf.as_mut_ptr().add(len) };
-        let sqe = opcode::Recv::new(Fd(self.raw()), ptr, room).build();
+        opcode::Recv::new(Fd(self.raw()), ptr, room).build()
+    }
+}
+
+impl<R: Driver> UringConn<R> {
+    async fn one_then_other(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+        let write = async |g| self.write_all(g, by.write).await;
+        super::write_then_read(write, async |b| self.read(b, by.read).await, g, buf).await
+    }
+}
+
+/// Extends `buf` by the `n` bytes a receive wrote after its old length.
+fn received(r: io::Result<u32>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let n = r? as usize;
+    // SAFETY: the kernel initialised n bytes after len, within the capacity it was given.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+impl<R: Driver> Conn for UringConn<R> {
+    async fn read(&self, mut buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
+        let sqe = self.recv_sqe(&mut buf);
         let (r, mut buf) = until::<R, _>(self.raw(), R::submit(buf, sqe), deadline).await;
-        match r {
-            Ok(n) => {
-                // SAFETY: the kernel initialised n bytes after len.
-                unsafe { buf.set_len(len + n as usize) };
-                (Ok(n as usize), buf)
+        (received(r, &mut buf), buf)
+    }
+
+    /// A small request goes out as one send (MSG_WAITALL: all or an error) linked with the
+    /// read, so both take one submission and only the read completes; on a driver that cannot
+    /// link, or for a larger or scattered request, one after the other.
+    async fn write_then_read(&self, g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
+        let far = by.read >= Instant::now() + LINK_MIN_WAIT;
+        let Some(bytes) = g.single().filter(|b| far && b.len() <= LINK_MAX) else {
+            return self.one_then_other(g, buf, by).await;
+        };
+        let flags = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
+        let send = opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
+            .flags(flags)
+            .build();
+        let recv = self.recv_sqe(&mut buf);
+        // The pointers are into the heap blocks of g.input / g.scratch and buf, which travel
+        // with the operation.
+        let op = match R::submit_linked((g, buf), send, recv) {
+            Ok(op) => op,
+            Err((g, buf)) => return self.one_then_other(g, buf, by).await,
+        };
+        let (r, (g, mut buf)) = until::<R, _>(self.raw(), op, by.read).await;
+        let r = match r {
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<FirstFailed>()) => {
+                let first = e
+                    .into_inner()
+                    .and_then(|i| i.downcast::<FirstFailed>().ok());
+                let e = first.map_or_else(|| io::ErrorKind::Other.into(), |f| f.into_io());
+                return (Err(ExchangeError::Write(e)), g, buf);
             }
-            Err(e) => (Err(e), buf),
-        }
+            r => received(r, &mut buf).map_err(ExchangeError::Read),
+        };
+        (r, g, buf)
     }
 
     async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {

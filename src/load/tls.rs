@@ -22,7 +22,7 @@ use rustls::{
     SignatureScheme,
 };
 
-use crate::io::{Conn, Gather, Src};
+use crate::io::{self as seam, Conn, Deadlines, Exchange, Gather, Src};
 use crate::load::engine::wire::Wire;
 
 /// Ciphertext read per socket read: one full TLS record and then some.
@@ -370,6 +370,12 @@ impl<C: Conn> Wire for TlsWire<C> {
         let r = self.send(&g, deadline).await;
         (r, g)
     }
+
+    /// One after the other: records are encrypted and read through rustls.
+    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+        let write = async |g| Wire::write_all(self, g, by.write).await;
+        seam::write_then_read(write, async |b| Wire::read(self, b, by.read).await, g, buf).await
+    }
 }
 
 impl<C: Conn> TlsWire<C> {
@@ -407,6 +413,13 @@ impl<C: Conn> Wire for MaybeTls<C> {
         match self {
             MaybeTls::Plain(c) => Conn::write_all(c, g, deadline).await,
             MaybeTls::Tls(t) => Wire::write_all(&**t, g, deadline).await,
+        }
+    }
+
+    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+        match self {
+            MaybeTls::Plain(c) => Conn::write_then_read(c, g, buf, by).await,
+            MaybeTls::Tls(t) => Wire::write_then_read(&**t, g, buf, by).await,
         }
     }
 }

@@ -24,7 +24,7 @@ use io_uring::types::{CancelBuilder, Timespec};
 use io_uring::{IoUring, opcode, squeue};
 use slab::Slab;
 
-use super::Driver;
+use super::{Driver, FirstFailed};
 
 /// Submission queue entries; the completion queue has twice as many.
 const ENTRIES: u32 = 1024;
@@ -33,6 +33,8 @@ const ENTRIES: u32 = 1024;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// include/uapi/linux/io_uring.h (the io-uring crate keeps its `sys` module private).
 const IORING_ENTER_GETEVENTS: u32 = 1;
+/// Marks the user data of the first entry of a linked pair (the slot index is below it).
+const FIRST: u64 = 1 << 63;
 
 pub struct OwnRing;
 
@@ -61,6 +63,21 @@ impl Driver for OwnRing {
 
     fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
         with_runtime(|rt| rt.spawn(Box::pin(fut)));
+    }
+
+    /// `first` goes with `IO_LINK | CQE_SKIP_SUCCESS`: when it succeeds it posts nothing and
+    /// `second` runs; when it fails it posts its own completion and the kernel ends `second`
+    /// without one (tests/io_seam.rs `ring_write_then_read` depends on both).
+    fn submit_linked<D: Unpin + 'static>(
+        data: D,
+        first: squeue::Entry,
+        second: squeue::Entry,
+    ) -> Result<Op<D>, D> {
+        let idx = with_runtime(|rt| rt.push_linked(first, second));
+        Ok(Op {
+            idx,
+            data: Some(data),
+        })
     }
 
     async fn sleep_until(deadline: Instant) {
@@ -110,6 +127,8 @@ enum Slot {
     Waiting(Option<Waker>),
     /// Completed with this result, not yet taken by its `Op`.
     Done(i32),
+    /// The first of a linked pair failed with this result; the second never ran.
+    FirstFailed(i32),
     /// Its `Op` was dropped: the data stays until the completion.
     Orphan(Box<dyn Any>),
 }
@@ -171,6 +190,35 @@ impl Runtime {
                 );
                 core.reap();
             }
+        }
+        idx
+    }
+
+    fn push_linked(&self, first: squeue::Entry, second: squeue::Entry) -> usize {
+        let mut core = self.core.borrow_mut();
+        let idx = core.slots.insert(Slot::Waiting(None));
+        let first = first
+            .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
+            .user_data(idx as u64 | FIRST);
+        let second = second.user_data(idx as u64);
+        // A link holds only within one submission: both entries go in together.
+        while {
+            let sq = core.ring.submission();
+            sq.capacity() - sq.len() < 2
+        } {
+            if let Err(e) = core.ring.submit() {
+                assert!(
+                    e.raw_os_error() == Some(libc::EBUSY),
+                    "io_uring submit: {e}"
+                );
+                core.reap();
+            }
+        }
+        // SAFETY: as in `push`; there is room for both.
+        unsafe {
+            let mut sq = core.ring.submission();
+            let pushed = sq.push(&first).is_ok() && sq.push(&second).is_ok();
+            debug_assert!(pushed);
         }
         idx
     }
@@ -264,10 +312,11 @@ impl Runtime {
             loop {
                 core.enter(true);
                 let guard_fired = matches!(core.slots.get(guard_idx), Some(Slot::Done(_)));
-                let others = core
-                    .slots
-                    .iter()
-                    .any(|(i, s)| i != guard_idx && i != cancel_idx && !matches!(s, Slot::Done(_)));
+                let others = core.slots.iter().any(|(i, s)| {
+                    i != guard_idx
+                        && i != cancel_idx
+                        && !matches!(s, Slot::Done(_) | Slot::FirstFailed(_))
+                });
                 if !others {
                     return true; // the ring closes with the guard still queued: harmless
                 }
@@ -307,13 +356,19 @@ impl Core {
     fn reap(&mut self) {
         let Core { ring, slots } = self;
         for cqe in ring.completion() {
-            let idx = cqe.user_data() as usize;
+            let ud = cqe.user_data();
+            let idx = (ud & !FIRST) as usize;
             let Some(slot) = slots.get_mut(idx) else {
                 continue;
             };
-            match std::mem::replace(slot, Slot::Done(cqe.result())) {
+            let done = if ud & FIRST != 0 {
+                Slot::FirstFailed(cqe.result())
+            } else {
+                Slot::Done(cqe.result())
+            };
+            match std::mem::replace(slot, done) {
                 Slot::Waiting(Some(w)) => w.wake(),
-                Slot::Waiting(None) | Slot::Done(_) => {}
+                Slot::Waiting(None) | Slot::Done(_) | Slot::FirstFailed(_) => {}
                 Slot::Orphan(data) => {
                     slots.remove(idx);
                     drop(data);
@@ -361,6 +416,15 @@ impl<D: Unpin + 'static> Future for Op<D> {
                     };
                     Poll::Ready((r, this.data.take().expect("Op polled after completion")))
                 }
+                Slot::FirstFailed(res) => {
+                    let res = *res;
+                    core.slots.remove(this.idx);
+                    let e = io::Error::other(FirstFailed(res));
+                    Poll::Ready((
+                        Err(e),
+                        this.data.take().expect("Op polled after completion"),
+                    ))
+                }
                 Slot::Waiting(w) => {
                     if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         *w = Some(cx.waker().clone());
@@ -386,7 +450,7 @@ impl<D: 'static> Drop for Op<D> {
             };
             let mut core = rt.core.borrow_mut();
             match core.slots.get_mut(self.idx) {
-                Some(Slot::Done(_)) => {
+                Some(Slot::Done(_) | Slot::FirstFailed(_)) => {
                     core.slots.remove(self.idx);
                 }
                 Some(slot) => *slot = Slot::Orphan(Box::new(data)),

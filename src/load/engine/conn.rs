@@ -14,7 +14,7 @@ use super::recorder::{self, Sample};
 use super::requests::Weighted;
 use super::wire::Wire;
 use crate::http::{BodyFraming, ChunkedScanner, Parsed, ResponseHead};
-use crate::io::{Backend, Gather, Src};
+use crate::io::{Backend, Deadlines, ExchangeError, Gather, Src};
 use crate::load::plan::Tally;
 use crate::load::schedule::Timetable;
 use crate::load::tls::{self, MaybeTls, TlsWire};
@@ -256,20 +256,8 @@ async fn serve<B: Backend, W: Wire>(
                 *next_intended = Some(ctx.shared.t0 + t.next());
             }
         }
-        if !g.is_empty() {
-            let n = g.total_len() as u64;
-            let (r, back) = conn.write_all(std::mem::take(g), now + plan.timeout).await;
-            *g = back;
-            g.clear();
-            if let Err(e) = r {
-                return End::Lost(error_kind("write", &e));
-            }
-            let mut rec = ctx.rec.borrow_mut();
-            if rec.in_window(now) {
-                rec.bytes_written += n;
-            }
-        }
-        if inflight.is_empty() {
+        let wrote = !g.is_empty();
+        if !wrote && inflight.is_empty() {
             if stopped {
                 return End::Stop;
             }
@@ -306,8 +294,33 @@ async fn serve<B: Backend, W: Wire>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_BUF);
         }
-        let (r, back) = conn.read(std::mem::take(buf), deadline).await;
-        *buf = back;
+        let r = if wrote {
+            // The requests and the read for their responses, at once where the backend can.
+            let n = g.total_len() as u64;
+            let by = Deadlines {
+                write: now + plan.timeout,
+                read: deadline,
+            };
+            let (r, back_g, back) = conn
+                .write_then_read(std::mem::take(g), std::mem::take(buf), by)
+                .await;
+            (*g, *buf) = (back_g, back);
+            g.clear();
+            let r = match r {
+                Err(ExchangeError::Write(e)) => return End::Lost(error_kind("write", &e)),
+                Err(ExchangeError::Read(e)) => Err(e),
+                Ok(n) => Ok(n),
+            };
+            let mut rec = ctx.rec.borrow_mut();
+            if rec.in_window(now) {
+                rec.bytes_written += n;
+            }
+            r
+        } else {
+            let (r, back) = conn.read(std::mem::take(buf), deadline).await;
+            *buf = back;
+            r
+        };
         let now = Instant::now();
         match r {
             Ok(0) => {

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Instant;
 
-use crate::io::{Conn, Gather};
+use crate::io::{Conn, Deadlines, Exchange, Gather};
 
 #[allow(async_fn_in_trait)] // generator threads are single-threaded by design
 pub trait Wire {
@@ -12,6 +12,8 @@ pub trait Wire {
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
     /// As `io::Conn::write_all`.
     async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
+    /// As `io::Conn::write_then_read`.
+    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange;
 }
 
 impl<C: Conn> Wire for C {
@@ -21,5 +23,9 @@ impl<C: Conn> Wire for C {
 
     async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
         Conn::write_all(self, g, deadline).await
+    }
+
+    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+        Conn::write_then_read(self, g, buf, by).await
     }
 }
