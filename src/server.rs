@@ -99,8 +99,8 @@ pub fn run(config: Config, opts: Options) -> i32 {
     }
     let kind = match (config.io_backend, io::probe_uring()) {
         (IoBackendChoice::Epoll, _) => io::Kind::Epoll,
-        (IoBackendChoice::Ring, Ok(())) => io::Kind::Ring,
-        (_, Ok(())) => io::Kind::Uring,
+        (IoBackendChoice::Uring, Ok(())) => io::Kind::Uring,
+        (_, Ok(())) => io::Kind::Ring,
         (choice @ (IoBackendChoice::Uring | IoBackendChoice::Ring), Err(why)) => {
             let name = if choice == IoBackendChoice::Ring {
                 "ring"

@@ -65,8 +65,8 @@ def parse_args(argv):
                    help="the backend: ringload origin or nginx with one worker (default ringload)")
     p.add_argument("--proxies", type=proxies_arg, default=list(S.PROXIES),
                    help="default ringproxy,haproxy,nginx,apache; for reference, on request: "
-                        "haproxy-tcp (an L4 relay), ringproxy-epoll and ringproxy-ring (its "
-                        "epoll backend and its own io_uring loop)")
+                        "haproxy-tcp (an L4 relay), ringproxy-epoll and ringproxy-uring (its "
+                        "epoll backend and tokio-uring's io_uring loop)")
     p.add_argument("--bodies", type=list_arg(size_arg), default=[27, 16384, 1048576],
                    help="response body sizes (default 27,16k,1m)")
     p.add_argument("--conns", type=list_arg(int), default=[50, 200],

@@ -2,7 +2,7 @@
 
 LABELS = {"direct": "direct", "ringproxy": "ringproxy", "haproxy": "HAProxy",
           "haproxy-tcp": "HAProxy mode tcp", "ringproxy-epoll": "ringproxy epoll",
-          "ringproxy-ring": "ringproxy ring",
+          "ringproxy-uring": "ringproxy tokio-uring",
           "nginx": "nginx", "apache": "Apache httpd"}
 
 

@@ -20,15 +20,15 @@ TUTORIAL_BODY = b"Server response, port 8000\n"  # 27 bytes, as in the httpd tut
 PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
 # Opt-in references, not in the default matrix: HAProxy relaying bytes in `mode tcp` (no HTTP
 # parsing, one member connection per client connection) shows what the socket work alone costs;
-# ringproxy on its epoll backend (IoBackend epoll) shows what io_uring changes, and on our own
-# io_uring loop (IoBackend ring) what tokio-uring's driver costs.
-REFERENCES = ("haproxy-tcp", "ringproxy-epoll", "ringproxy-ring")
+# ringproxy on its epoll backend (IoBackend epoll) shows what io_uring changes, and on
+# tokio-uring's loop (IoBackend uring) what our own io_uring loop saves.
+REFERENCES = ("haproxy-tcp", "ringproxy-epoll", "ringproxy-uring")
 # ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
 # during the run does not change what is measured half-way.
 PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
             "ringload": os.path.join(BUILT, "ringload"),
             "ringproxy-epoll": os.path.join(BUILT, "ringproxy"),
-            "ringproxy-ring": os.path.join(BUILT, "ringproxy"),
+            "ringproxy-uring": os.path.join(BUILT, "ringproxy"),
             "haproxy": "haproxy", "haproxy-tcp": "haproxy", "nginx": "nginx",
             "apache": "apache2"}
 
@@ -38,7 +38,7 @@ def copy_binaries(folder):
     for name in ("ringproxy", "ringload"):
         if os.access(PROGRAMS[name], os.X_OK):
             PROGRAMS[name] = shutil.copy2(PROGRAMS[name], os.path.join(folder, name))
-    PROGRAMS["ringproxy-epoll"] = PROGRAMS["ringproxy-ring"] = PROGRAMS["ringproxy"]
+    PROGRAMS["ringproxy-epoll"] = PROGRAMS["ringproxy-uring"] = PROGRAMS["ringproxy"]
 
 
 class Ports:
@@ -136,7 +136,7 @@ def body_bytes(size):
 def proxy_command(name, workers, ports, work):
     """Writes the proxy's config into work and returns its command line."""
     return {"ringproxy": ringproxy, "ringproxy-epoll": ringproxy_epoll,
-            "ringproxy-ring": ringproxy_ring, "haproxy": haproxy, "haproxy-tcp": haproxy_tcp,
+            "ringproxy-uring": ringproxy_uring, "haproxy": haproxy, "haproxy-tcp": haproxy_tcp,
             "nginx": nginx, "apache": apache}[name](workers, ports, work)
 
 
@@ -187,8 +187,8 @@ def ringproxy_epoll(workers, ports, work):
     return ringproxy(workers, ports, work, io="epoll")
 
 
-def ringproxy_ring(workers, ports, work):
-    return ringproxy(workers, ports, work, io="ring")
+def ringproxy_uring(workers, ports, work):
+    return ringproxy(workers, ports, work, io="uring")
 
 
 def haproxy(workers, ports, work, mode="http"):

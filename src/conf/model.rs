@@ -17,7 +17,8 @@ pub struct Config {
     /// `ServerName host[:port]` (the host part); default "localhost". Logged by `%v`, sent as
     /// X-Forwarded-Server.
     pub server_name: String,
-    /// `IoBackend auto|uring|ring|epoll` (ringproxy's own directive); default auto.
+    /// `IoBackend auto|ring|uring|epoll` (ringproxy's own directive); default auto (ring where
+    /// io_uring is usable).
     pub io_backend: IoBackendChoice,
     /// `Threads N` (ringproxy's own directive): shard threads; None = one per core.
     pub threads: Option<usize>,
