@@ -73,11 +73,13 @@ impl Driver for OwnRing {
         first: squeue::Entry,
         second: squeue::Entry,
     ) -> Result<Op<D>, D> {
-        let idx = with_runtime(|rt| rt.push_linked(first, second));
-        Ok(Op {
-            idx,
-            data: Some(data),
-        })
+        match with_runtime(|rt| rt.links.then(|| rt.push_linked(first, second))) {
+            Some(idx) => Ok(Op {
+                idx,
+                data: Some(data),
+            }),
+            None => Err(data),
+        }
     }
 
     async fn sleep_until(deadline: Instant) {
@@ -152,18 +154,24 @@ struct Runtime {
     /// Every task not finished, so that the end of `block_on` can drop them.
     tasks: RefCell<Slab<Rc<Task>>>,
     main_woken: Cell<bool>,
+    /// Linked submissions are used only on a `DEFER_TASKRUN` ring (kernel 6.1): older kernels
+    /// may lack the full-length retry of a `MSG_WAITALL` send that the link relies on.
+    links: bool,
 }
 
 impl Runtime {
     fn new() -> io::Result<Runtime> {
-        let ring = IoUring::builder()
+        let deferred = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
-            .build(ENTRIES)
+            .build(ENTRIES);
+        let links = deferred.is_ok();
+        let ring = deferred
             // Kernels before 6.1: a plain ring, whose completion work interrupts the thread.
             .or_else(|_| IoUring::builder().setup_coop_taskrun().build(ENTRIES))
             .or_else(|_| IoUring::new(ENTRIES))?;
         Ok(Runtime {
+            links,
             core: RefCell::new(Core {
                 ring,
                 slots: Slab::with_capacity(256),
