@@ -171,62 +171,10 @@ fn write_then_read<B: Backend>() {
     peer.join().unwrap();
 }
 
-#[test]
-fn uring_write_then_read() {
-    write_then_read::<Uring>();
-}
-#[test]
-fn ring_write_then_read() {
-    write_then_read::<Ring>();
-}
-#[test]
-fn epoll_write_then_read() {
-    write_then_read::<Epoll>();
-}
-
-#[test]
-fn uring_timeout_then_reuse() {
-    DEADLINES.into_iter().for_each(timeout_then_reuse::<Uring>);
-}
-#[test]
-fn ring_timeout_then_reuse() {
-    DEADLINES.into_iter().for_each(timeout_then_reuse::<Ring>);
-}
-#[test]
-fn epoll_timeout_then_reuse() {
-    DEADLINES.into_iter().for_each(timeout_then_reuse::<Epoll>);
-}
-#[test]
-fn uring_drop_after_timeout_closes() {
-    DEADLINES
-        .into_iter()
-        .for_each(drop_after_timeout_closes::<Uring>);
-}
-#[test]
-fn ring_drop_after_timeout_closes() {
-    DEADLINES
-        .into_iter()
-        .for_each(drop_after_timeout_closes::<Ring>);
-}
-#[test]
-fn epoll_drop_after_timeout_closes() {
-    DEADLINES
-        .into_iter()
-        .for_each(drop_after_timeout_closes::<Epoll>);
-}
 /// The sweep's state is per thread and outlives a runtime: a second runtime on the same
 /// thread (one runtime was dropped with deadlines still watched) must get a sweeper of its own.
 /// On our own loop this also ends a runtime with a read in flight, which must be cancelled and
 /// reaped before the ring closes.
-#[test]
-fn uring_long_deadlines_across_runtimes_on_one_thread() {
-    runtimes_in_a_row::<Uring>();
-}
-#[test]
-fn ring_long_deadlines_across_runtimes_on_one_thread() {
-    runtimes_in_a_row::<Ring>();
-}
-
 fn runtimes_in_a_row<B: Backend>() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -266,15 +214,41 @@ fn long_deadline_with_one_left_watched<B: Backend>() {
     });
 }
 
-#[test]
-fn uring_connect_and_liveness() {
-    connect_deadline_and_liveness::<Uring>();
+fn timeouts_then_reuse<B: Backend>() {
+    DEADLINES.into_iter().for_each(timeout_then_reuse::<B>);
 }
-#[test]
-fn ring_connect_and_liveness() {
-    connect_deadline_and_liveness::<Ring>();
+
+fn drops_after_timeout_close<B: Backend>() {
+    DEADLINES
+        .into_iter()
+        .for_each(drop_after_timeout_closes::<B>);
 }
-#[test]
-fn epoll_connect_and_liveness() {
-    connect_deadline_and_liveness::<Epoll>();
+
+/// A module per check, with a test per backend in it (`write_then_read::ring`, ...).
+macro_rules! on_each_backend {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            use super::*;
+            #[test]
+            fn uring() {
+                $check::<Uring>();
+            }
+            #[test]
+            fn ring() {
+                $check::<Ring>();
+            }
+            #[test]
+            fn epoll() {
+                $check::<Epoll>();
+            }
+        }
+    )*};
 }
+
+on_each_backend!(
+    write_then_read,
+    timeouts_then_reuse,
+    drops_after_timeout_close,
+    runtimes_in_a_row,
+    connect_deadline_and_liveness,
+);

@@ -67,7 +67,7 @@ impl Driver for OwnRing {
 
     /// `first` goes with `IO_LINK | CQE_SKIP_SUCCESS`: when it succeeds it posts nothing and
     /// `second` runs; when it fails it posts its own completion and the kernel ends `second`
-    /// without one (tests/io_seam.rs `ring_write_then_read` depends on both).
+    /// without one (tests/io_seam.rs `write_then_read::ring` depends on both).
     fn submit_linked<D: Unpin + 'static>(
         data: D,
         first: squeue::Entry,
