@@ -64,7 +64,7 @@ pub trait Conn: 'static {
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
     /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline.
     async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
-    /// `write_all` of `g` by `write_by`, then one `read` into `buf` by `read_by`: a client's
+    /// `write_all` of `g` by `by.write`, then one `read` into `buf` by `by.read`: a client's
     /// request and the start of its response. A backend that can link the two submits them at
     /// once.
     async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
