@@ -240,7 +240,7 @@ async fn serve<B: Backend, W: Wire>(
                     (t, true)
                 }
             };
-            let (a, b) = ctx.requests.spans[picker.next()];
+            let (a, b) = ctx.requests.span(picker.next(), inflight.len());
             g.push(Src::Input, a, b);
             let sent = now;
             inflight.push_back(InFlight {

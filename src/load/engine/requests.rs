@@ -6,10 +6,17 @@ use std::net::SocketAddr;
 
 use crate::load::plan::{Plan, Target};
 
-/// All rendered requests; `spans[i]` is target i's request in `bytes`.
+/// Each connection holds a copy of `bytes`; requests are repeated back to back only while the
+/// copy stays this small.
+const REPEAT_MAX: usize = 4096;
+
+/// All rendered requests: target i's request is `copies` times in a row in `bytes`, from
+/// `spans[i]` on, so that a batch of pipelined requests to one target is one contiguous
+/// segment (one send; on our own io_uring loop linked with the read, see io::Conn).
 pub struct Requests {
     pub bytes: Vec<u8>,
-    pub spans: Vec<(usize, usize)>,
+    spans: Vec<(usize, usize)>,
+    copies: usize,
     pub head_only: bool,
 }
 
@@ -49,11 +56,31 @@ impl Requests {
             bytes.extend_from_slice(&plan.body);
             spans.push((start, bytes.len()));
         }
+        let copies = (REPEAT_MAX / bytes.len().max(1)).clamp(1, plan.pipeline.max(1));
+        if copies > 1 {
+            let once = std::mem::take(&mut bytes);
+            for span in spans.iter_mut() {
+                let start = bytes.len();
+                for _ in 0..copies {
+                    bytes.extend_from_slice(&once[span.0..span.1]);
+                }
+                *span = (start, start + (span.1 - span.0));
+            }
+        }
         Requests {
             bytes,
             spans,
+            copies,
             head_only: plan.method == "HEAD",
         }
+    }
+
+    /// The `k`-th request of a batch to target `t`: consecutive `k` to one target are
+    /// contiguous in `bytes` (up to `copies`).
+    pub fn span(&self, t: usize, k: usize) -> (usize, usize) {
+        let (a, b) = self.spans[t];
+        let off = (k % self.copies) * (b - a);
+        (a + off, b + off)
     }
 }
 
@@ -129,6 +156,27 @@ impl Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipelined_batch_to_one_target_is_one_contiguous_run() {
+        let args = ["-p", "4", "http://127.0.0.1:1/x"].map(std::ffi::OsString::from);
+        let Ok(crate::load::cli::Command::Run(plan)) = crate::load::cli::parse(args.to_vec())
+        else {
+            panic!("the command line must parse");
+        };
+        let r = Requests::render(&plan);
+        let one = b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n";
+        assert_eq!(r.bytes.len(), 4 * one.len());
+        let mut end = r.span(0, 0).0;
+        for k in 0..6 {
+            let (a, b) = r.span(0, k);
+            assert_eq!(&r.bytes[a..b], one);
+            if k % 4 != 0 {
+                assert_eq!(a, end, "request {k} follows request {}", k - 1);
+            }
+            end = b;
+        }
+    }
 
     #[test]
     fn weighted_is_exact_per_cycle() {
