@@ -187,18 +187,11 @@ impl Runtime {
         let mut core = self.core.borrow_mut();
         let idx = core.slots.insert(Slot::Waiting(None));
         let sqe = sqe.user_data(idx as u64);
+        core.make_room(1);
         // SAFETY: the data the entry points to is owned by the `Op` and, once the `Op` is
-        // dropped, by the slot, until the completion.
-        while unsafe { core.ring.submission().push(&sqe) }.is_err() {
-            // The queue is full: hand it to the kernel and retry.
-            if let Err(e) = core.ring.submit() {
-                assert!(
-                    e.raw_os_error() == Some(libc::EBUSY),
-                    "io_uring submit: {e}"
-                );
-                core.reap();
-            }
-        }
+        // dropped, by the slot, until the completion. There is room for it.
+        let pushed = unsafe { core.ring.submission().push(&sqe) }.is_ok();
+        debug_assert!(pushed);
         idx
     }
 
@@ -210,18 +203,7 @@ impl Runtime {
             .user_data(idx as u64 | FIRST);
         let second = second.user_data(idx as u64);
         // A link holds only within one submission: both entries go in together.
-        while {
-            let sq = core.ring.submission();
-            sq.capacity() - sq.len() < 2
-        } {
-            if let Err(e) = core.ring.submit() {
-                assert!(
-                    e.raw_os_error() == Some(libc::EBUSY),
-                    "io_uring submit: {e}"
-                );
-                core.reap();
-            }
-        }
+        core.make_room(2);
         // SAFETY: as in `push`; there is room for both.
         unsafe {
             let mut sq = core.ring.submission();
@@ -338,6 +320,22 @@ impl Runtime {
 }
 
 impl Core {
+    /// Frees `n` entries in the submission queue, handing what is queued to the kernel.
+    fn make_room(&mut self, n: usize) {
+        while {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len() < n
+        } {
+            if let Err(e) = self.ring.submit() {
+                assert!(
+                    e.raw_os_error() == Some(libc::EBUSY),
+                    "io_uring submit: {e}"
+                );
+                self.reap(); // completions must be taken first
+            }
+        }
+    }
+
     /// One `io_uring_enter`: submits what is queued, runs the kernel's deferred completion
     /// work, and with `wait` blocks until at least one completion; then hands out completions.
     fn enter(&mut self, wait: bool) {
