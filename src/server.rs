@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::balance::Balancer;
 use crate::conf::Config;
-use crate::conf::model::{IoBackendChoice, LogLevel};
+use crate::conf::model::LogLevel;
 use crate::errlog::ErrorLog;
 use crate::io::{self, Backend, Epoll, Ring, Uring};
 use crate::shard;
@@ -97,27 +97,21 @@ pub fn run(config: Config, opts: Options) -> i32 {
     for w in &config.warnings {
         errlog.write(LogLevel::Warn, "core", w);
     }
-    let kind = match (config.io_backend, io::probe_uring()) {
-        (IoBackendChoice::Epoll, _) => io::Kind::Epoll,
-        (IoBackendChoice::Uring, Ok(())) => io::Kind::Uring,
-        (_, Ok(())) => io::Kind::Ring,
-        (choice @ (IoBackendChoice::Uring | IoBackendChoice::Ring), Err(why)) => {
-            let name = if choice == IoBackendChoice::Ring {
-                "ring"
-            } else {
-                "uring"
-            };
+    let kind = match io::select(config.io_backend) {
+        Ok((kind, None)) => kind,
+        Ok((kind, Some(why))) => {
+            let msg = format!("io_uring is not available ({why}); running on the epoll backend");
+            errlog.write(LogLevel::Notice, "core", &msg);
+            eprintln!("ringproxy: {msg}");
+            kind
+        }
+        Err(why) => {
+            let name = config.io_backend.name();
             let msg =
                 format!("io_uring is not available ({why}) and IoBackend {name} was configured");
             errlog.write(LogLevel::Emerg, "core", &msg);
             eprintln!("ringproxy: {msg}");
             return 1;
-        }
-        (IoBackendChoice::Auto, Err(why)) => {
-            let msg = format!("io_uring is not available ({why}); running on the epoll backend");
-            errlog.write(LogLevel::Notice, "core", &msg);
-            eprintln!("ringproxy: {msg}");
-            io::Kind::Epoll
         }
     };
     let cores = core_affinity::get_core_ids().unwrap_or_default();

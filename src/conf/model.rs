@@ -66,14 +66,7 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoBackendChoice {
-    Auto,
-    Uring,
-    /// io_uring on our own event loop.
-    Ring,
-    Epoll,
-}
+pub use crate::io::Choice as IoBackendChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {

@@ -247,9 +247,55 @@ impl Kind {
     }
 }
 
+/// The backend asked for (`--io`, `IoBackend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// `ring` where io_uring is usable, else `epoll`.
+    Auto,
+    /// io_uring on tokio-uring's loop.
+    Uring,
+    /// io_uring on our own event loop.
+    Ring,
+    Epoll,
+}
+
+impl Choice {
+    /// The command-line spelling: `auto`, `uring` (or `io_uring`), `ring`, `epoll`.
+    pub fn parse(word: &str) -> Option<Choice> {
+        Some(match word {
+            "auto" => Choice::Auto,
+            "uring" | "io_uring" => Choice::Uring,
+            "ring" => Choice::Ring,
+            "epoll" => Choice::Epoll,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Choice::Auto => "auto",
+            Choice::Uring => "uring",
+            Choice::Ring => "ring",
+            Choice::Epoll => "epoll",
+        }
+    }
+}
+
+/// Where a thread runs for `choice`: the kind, with the reason when `auto` fell back to epoll
+/// because io_uring is unusable here; Err(why io_uring is unusable) when the choice needs it.
+pub fn select(choice: Choice) -> Result<(Kind, Option<String>), String> {
+    match (choice, probe_uring()) {
+        (Choice::Epoll, _) => Ok((Kind::Epoll, None)),
+        (Choice::Uring, Ok(())) => Ok((Kind::Uring, None)),
+        (Choice::Ring | Choice::Auto, Ok(())) => Ok((Kind::Ring, None)),
+        (Choice::Auto, Err(why)) => Ok((Kind::Epoll, Some(why))),
+        (Choice::Uring | Choice::Ring, Err(why)) => Err(why),
+    }
+}
+
 /// Checks that io_uring can be used here (ring creation and the cancel-by-fd opcode the
 /// timeouts rely on). Err carries the reason for the one-line notice.
-pub fn probe_uring() -> Result<(), String> {
+fn probe_uring() -> Result<(), String> {
     uring::probe()
 }
 

@@ -315,17 +315,9 @@ fn collect(args: Vec<OsString>) -> Result<Raw, String> {
             }
             Long("io") => {
                 let v = text(&mut p, "--io")?;
-                let io = match v.as_str() {
-                    "auto" => IoChoice::Auto,
-                    "uring" | "io_uring" => IoChoice::Uring,
-                    "ring" => IoChoice::Ring,
-                    "epoll" => IoChoice::Epoll,
-                    _ => {
-                        return Err(format!(
-                            "--io: expected auto, uring, ring or epoll, not {v:?}"
-                        ));
-                    }
-                };
+                let io = IoChoice::parse(&v).ok_or_else(|| {
+                    format!("--io: expected auto, uring, ring or epoll, not {v:?}")
+                })?;
                 once(&mut r.io, "--io", io)?;
             }
             Long("hgrm") => {

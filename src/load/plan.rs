@@ -100,14 +100,7 @@ pub enum Tally {
     Body,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoChoice {
-    Auto,
-    Uring,
-    /// io_uring on our own event loop.
-    Ring,
-    Epoll,
-}
+pub use crate::io::Choice as IoChoice;
 
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {

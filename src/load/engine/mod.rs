@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::CachePadded;
 use crate::io::{self, Backend, Epoll, Ring, Uring};
-use crate::load::plan::{IoChoice, Plan, Schedule, Stop};
+use crate::load::plan::{Plan, Schedule, Stop};
 use crate::load::report::model::{Cost, RunConfig, RunReport, Verdict, new_histogram};
 use crate::load::schedule::{Timetable, cumulative};
 use recorder::Recorder;
@@ -115,15 +115,8 @@ impl ThreadCtx {
 /// Runs the plan and returns the merged report. `progress` gets called about once a second
 /// with (elapsed in the window, responses, errors) while the run goes on.
 pub fn run(plan: Plan, mut progress: impl FnMut(f64, u64, u64)) -> Result<RunReport, String> {
-    let kind = match (plan.io, io::probe_uring()) {
-        (IoChoice::Epoll, _) => io::Kind::Epoll,
-        (IoChoice::Uring, Ok(())) => io::Kind::Uring,
-        (_, Ok(())) => io::Kind::Ring,
-        (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
-            return Err(format!("io_uring is not available: {why}"));
-        }
-        (IoChoice::Auto, Err(_)) => io::Kind::Epoll,
-    };
+    let (kind, _) =
+        io::select(plan.io).map_err(|why| format!("io_uring is not available: {why}"))?;
     let plan = Arc::new(plan);
     let tls = match plan.targets.iter().any(|t| t.tls) {
         true => Some(crate::load::tls::client_config(plan.insecure)?),

@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use crate::io::Choice as IoChoice;
+
 pub const USAGE: &str = "usage: ringload origin [options]
   --port N            serve port N (repeatable; default 8000)
   --ports A,B,...     serve several ports
@@ -19,14 +21,6 @@ pub const USAGE: &str = "usage: ringload origin [options]
 query parameters, per request:
   ?delay=MS  ?status=NNN  ?close=1  ?fail=reset|garbage  ?size=BYTES  ?echo=1
 SIGTERM or SIGINT prints the counters as JSON on stdout and exits 0.";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum IoChoice {
-    Auto,
-    Uring,
-    Ring,
-    Epoll,
-}
 
 /// The command line, validated.
 #[derive(Debug, Clone)]
@@ -92,17 +86,9 @@ pub(super) fn parse_args(args: Vec<OsString>) -> Result<Cli, String> {
             }
             Long("io") => {
                 let v = text(&mut p, "--io")?;
-                s.io = match v.as_str() {
-                    "auto" => IoChoice::Auto,
-                    "uring" | "io_uring" => IoChoice::Uring,
-                    "ring" => IoChoice::Ring,
-                    "epoll" => IoChoice::Epoll,
-                    _ => {
-                        return Err(format!(
-                            "--io: expected uring, ring, epoll or auto, not {v:?}"
-                        ));
-                    }
-                };
+                s.io = IoChoice::parse(&v).ok_or_else(|| {
+                    format!("--io: expected uring, ring, epoll or auto, not {v:?}")
+                })?;
             }
             Long("body-size") => {
                 let v = text(&mut p, "--body-size")?;

@@ -41,7 +41,7 @@ use crate::io::{self, Backend, Epoll, Ring, Uring};
 pub use cli::USAGE;
 pub use pattern::{BLOCK, pattern_byte};
 
-use cli::{Cli, IoChoice, Settings, parse_args};
+use cli::{Cli, Settings, parse_args};
 use stats::{Counters, stats_json};
 use worker::worker;
 
@@ -69,15 +69,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 fn run(s: Settings) -> Result<(), String> {
-    let kind = match (s.io, io::probe_uring()) {
-        (IoChoice::Epoll, _) => io::Kind::Epoll,
-        (IoChoice::Uring, Ok(())) => io::Kind::Uring,
-        (_, Ok(())) => io::Kind::Ring,
-        (IoChoice::Uring | IoChoice::Ring, Err(why)) => {
-            return Err(format!("io_uring is not available: {why}"));
-        }
-        (IoChoice::Auto, Err(_)) => io::Kind::Epoll,
-    };
+    let (kind, _) = io::select(s.io).map_err(|why| format!("io_uring is not available: {why}"))?;
     let addrs: Vec<SocketAddr> = s
         .ports
         .iter()
