@@ -18,7 +18,7 @@ use crate::balance::PickCache;
 use crate::conf::model::LogLevel;
 use crate::io::{Backend, Conn, Listener};
 use crate::log::UniqueIdGen;
-use crate::pool::Pool;
+use crate::pool::{Pool, Waiters};
 use crate::proxy::route::RouteScratch;
 use crate::server::{Control, Shared};
 
@@ -75,6 +75,8 @@ pub struct Shard<B: Backend> {
     pub unique_ids: RefCell<UniqueIdGen>,
     /// Wakes the housekeeping task before its tick (a log buffer filled up).
     wake: tokio::sync::Notify,
+    /// Requests waiting at the member-connection bound, in this shard's pools of every epoch.
+    pool_waiters: Rc<Waiters>,
 }
 
 impl<B: Backend> Shard<B> {
@@ -119,7 +121,7 @@ impl<B: Backend> Shard<B> {
         }
         let caches = shared.balancers.iter().map(|_| PickCache::new()).collect();
         Epoch {
-            pool: RefCell::new(Pool::new(shared.member_slots())),
+            pool: RefCell::new(Pool::new(shared.member_slots(), self.pool_waiters.clone())),
             caches: RefCell::new(caches),
             log_slots,
             route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
@@ -166,6 +168,11 @@ impl<B: Backend> Shard<B> {
         self.control.open_conns.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Client connections open on this shard: the bound on its member connections (`pool`).
+    pub fn clients(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
     pub fn draining(&self) -> bool {
         self.control.draining.load(Ordering::Relaxed)
     }
@@ -206,7 +213,7 @@ pub async fn run<B: Backend>(
         index,
         control,
         current: RefCell::new(Rc::new(Epoch {
-            pool: RefCell::new(Pool::new(0)),
+            pool: RefCell::new(Pool::new(0, Rc::default())),
             caches: RefCell::new(Vec::new()),
             log_slots: Vec::new(),
             route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
@@ -220,6 +227,7 @@ pub async fn run<B: Backend>(
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
         wake: tokio::sync::Notify::new(),
+        pool_waiters: Rc::default(),
     });
     shard.epoch();
     let mut open = Vec::with_capacity(listeners.len());
@@ -260,6 +268,7 @@ pub async fn run<B: Backend>(
             }
         }
         shard.flush_logs().await;
+        shard.pool_waiters.wake_all(); // a wait at the bound ends by its deadline
         ticks += 1;
         if ticks.is_multiple_of(SWEEP_EVERY) {
             let epoch = shard.current.borrow().clone();

@@ -182,3 +182,89 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
     assert_eq!(r.status, 200, "{}", p.error_log());
     assert_eq!(o.connections(), 3);
 }
+
+/// A shard keeps no more member connections than it has client connections (each client has
+/// at most one request in flight), although byrequests alternates members per request, so
+/// one member at times has more than its half of the requests in flight: the issue-5 bound,
+/// backend connections opened at most threads × client connections.
+#[test]
+fn member_connections_stay_within_client_connections() {
+    let ports = [free_port(), free_port()];
+    let dir = temp_dir("pool-bound");
+    let stats = dir.join("stats.json");
+    let _origin = start_origin(&ports, &["--stats-file", stats.to_str().unwrap()]);
+    let conf = format!(
+        "MaxKeepAliveRequests 0\n{}ProxyPass /b/ balancer://b/\n",
+        balancer_conf("b", &ports, &["enablereuse=on", "enablereuse=on"], "")
+    );
+    let proxy = start_proxy("pool-bound", &conf, 1);
+    let clients = 24;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringload"))
+        .args(["-c", &clients.to_string(), "-t", "1", "-n", "40000"])
+        .arg(format!("http://127.0.0.1:{}/b/x?delay=1", proxy.port))
+        .output()
+        .expect("run ringload");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(350)); // the origin rewrites its file every 100 ms
+    let text = std::fs::read_to_string(&stats).unwrap();
+    let opened: Vec<u64> = ports
+        .iter()
+        .map(|p| {
+            let key = format!("\"{p}\":{{");
+            let at = text.find(&key).unwrap_or_else(|| panic!("{p} in {text}"));
+            let rest = &text[at..];
+            let c = rest.find("\"connections\":").expect("connections") + 14;
+            let digits: String = rest[c..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap()
+        })
+        .collect();
+    assert!(
+        opened.iter().all(|&n| n > 0),
+        "both members used: {opened:?}"
+    );
+    assert!(
+        opened.iter().sum::<u64>() <= clients,
+        "member connections opened {opened:?} for {clients} client connections\n{}",
+        proxy.error_log()
+    );
+    assert!(report.contains("40000"), "{report}");
+}
+
+/// At the bound, a request whose member's only connection is busy with a slow response waits
+/// only briefly (until its deadline, or until the other member's idle connection turns cold
+/// and gives up its place), then opens another: it is not held behind the slow response.
+#[test]
+fn a_wait_at_the_bound_ends_without_the_busy_connection() {
+    let ports = [free_port(), free_port()];
+    let _origin = start_origin(&ports, &[]);
+    let conf = format!(
+        "{}ProxyPass /b/ balancer://b/\n",
+        balancer_conf("b", &ports, &["enablereuse=on", "enablereuse=on"], "")
+    );
+    let proxy = start_proxy("pool-wait", &conf, 1);
+    // Two clients, so the shard's bound is two member connections.
+    let mut slow = Client::connect(proxy.port);
+    let mut fast = Client::connect(proxy.port);
+    // byrequests alternates: the slow request holds one member's only connection, the fast
+    // one leaves the other member's connection idle (the bound is reached), and the next
+    // fast request goes to the slow request's member.
+    slow.send(b"GET /b/x?delay=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(fast.get("/b/x", "").status, 200);
+    let t = std::time::Instant::now();
+    assert_eq!(fast.get("/b/x", "").status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "waited {:?} behind the slow response",
+        t.elapsed()
+    );
+    assert_eq!(
+        slow.read_response(false).expect("slow response").status,
+        200
+    );
+}

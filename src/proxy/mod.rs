@@ -12,6 +12,7 @@ pub mod route;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::balance::{NoMember, Pick, Sticky, now_ms};
@@ -19,7 +20,7 @@ use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
-use crate::pool::{DEFAULT_MAX_IDLE, MemberKey};
+use crate::pool::{BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey};
 use crate::shard::{Epoch, Shard};
 use forward::BodyState;
 use respond::ConnHeader;
@@ -449,7 +450,7 @@ impl<B: Backend> Client<B> {
         // Set after a reused connection went stale: the replay must use a fresh connection.
         let mut fresh_only = false;
         let (pick, be, outcome) = loop {
-            let (pick, be, reused): (Pick<'_>, B::Conn, bool) = loop {
+            let (pick, be, reused): (Pick<'_>, Counted<B::Conn>, bool) = loop {
                 let picked = bal.pick(
                     sticky.as_ref(),
                     exclude,
@@ -485,19 +486,18 @@ impl<B: Backend> Client<B> {
                 let key = MemberKey {
                     slot: epoch.shared.first_slot[b] + m,
                 };
-                if spec.enable_reuse
-                    && !fresh_only
-                    && let Some(c) = epoch
-                        .pool
-                        .borrow_mut()
-                        .checkout(key, spec.ttl, Instant::now())
-                {
-                    break (pick, c, true);
-                }
+                let ticket = if spec.enable_reuse && !fresh_only {
+                    match lease(shard, epoch, key, spec.ttl).await {
+                        Lease::Reuse(c) => break (pick, c, true),
+                        Lease::Open(ticket) => ticket,
+                    }
+                } else {
+                    epoch.pool.borrow().ticket(key)
+                };
                 match connect::<B>(spec, cfg).await {
                     Ok(c) => {
                         bal.mark_ok(m);
-                        break (pick, c, false);
+                        break (pick, ticket.admit(c), false);
                     }
                     Err(e) => {
                         let msg = format!(
@@ -604,6 +604,28 @@ enum Outcome {
     /// The client's chunked body went past LimitRequestBody: 413, and both connections close.
     BodyTooLarge,
     ClientGone,
+}
+
+/// An idle connection to the member, or a ticket to open one. When the shard already holds as
+/// many member connections as it has clients (see `pool`), this waits up to `BOUND_WAIT` for
+/// one of the member's busy connections to come back before opening one more.
+async fn lease<B: Backend>(
+    shard: &Shard<B>,
+    epoch: &Epoch<B>,
+    key: MemberKey,
+    ttl: Option<Duration>,
+) -> Lease<B::Conn> {
+    let bound = shard.clients();
+    let give_up = Instant::now() + BOUND_WAIT;
+    std::future::poll_fn(|cx| {
+        let now = Instant::now();
+        let waker = (now < give_up).then(|| cx.waker());
+        match epoch.pool.borrow_mut().lease(key, ttl, now, bound, waker) {
+            Some(l) => Poll::Ready(l),
+            None => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The I/O timeout for a member: its `timeout=`, else ProxyTimeout, else Timeout.
