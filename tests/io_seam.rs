@@ -95,8 +95,8 @@ fn connect_deadline_and_liveness<B: Backend>() {
     });
 }
 
-/// `write_then_read` (on io_uring with our own loop: one linked send and receive): the request
-/// arrives and the answer comes back; a read cut by its deadline loses nothing and leaves the
+/// `write_then_read` (on io_uring with our own loop: one linked send, or sendmsg for several
+/// segments, and receive): the request arrives and the answer comes back; a read cut by its deadline loses nothing and leaves the
 /// connection usable; a write to a reset peer is reported as the write's failure.
 fn write_then_read<B: Backend>() {
     let std_l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -118,12 +118,18 @@ fn write_then_read<B: Backend>() {
             .unwrap(); // a reset
         drop(s2);
     });
-    let request = |buf: Vec<u8>| {
+    // "PING" in one segment, or in two (a sendmsg when linked).
+    let request = |buf: Vec<u8>, split: bool| {
         let mut g = Gather::new();
         g.input = buf;
         g.input.clear();
         g.input.extend_from_slice(b"PING");
-        g.push(Src::Input, 0, 4);
+        if split {
+            g.push(Src::Input, 0, 2);
+            g.push_scratch(b"NG");
+        } else {
+            g.push(Src::Input, 0, 4);
+        }
         g
     };
     B::block_on(async move {
@@ -135,7 +141,7 @@ fn write_then_read<B: Backend>() {
             .await
             .unwrap();
         let (r, g, buf) = c
-            .write_then_read(request(Vec::new()), Vec::with_capacity(64), far())
+            .write_then_read(request(Vec::new(), true), Vec::with_capacity(64), far())
             .await;
         assert_eq!(r.unwrap(), 4);
         assert_eq!(&buf[..], b"PONG");
@@ -143,7 +149,9 @@ fn write_then_read<B: Backend>() {
             read: Instant::now() + Duration::from_millis(100),
             ..far()
         };
-        let (r, g, buf) = c.write_then_read(request(g.input), Vec::new(), short).await;
+        let (r, g, buf) = c
+            .write_then_read(request(g.input, false), Vec::new(), short)
+            .await;
         match r {
             Err(ExchangeError::Read(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
             other => panic!("wanted a read timeout, got {other:?}"),
@@ -161,7 +169,7 @@ fn write_then_read<B: Backend>() {
             B::pause_until(Instant::now() + Duration::from_millis(5)).await;
         }
         let (r, _, _) = reset
-            .write_then_read(request(g.input), Vec::with_capacity(64), far())
+            .write_then_read(request(g.input, true), Vec::with_capacity(64), far())
             .await;
         assert!(
             matches!(r, Err(ExchangeError::Write(_))),

@@ -132,6 +132,9 @@ pub struct Gather {
     segs: Vec<(Src, u32, u32)>,
     /// The uring backend's iovec array, kept for its capacity.
     iov: Vec<libc::iovec>,
+    /// The uring backend's sendmsg header (one, on the heap so the kernel's pointer to it
+    /// stays valid while the Gather moves).
+    msg: Vec<libc::msghdr>,
 }
 
 impl Gather {
@@ -198,7 +201,7 @@ impl Gather {
     /// Rebuilds the iovec array from the segments (at most IOV_MAX of them per call).
     fn fill_iov(&mut self) {
         self.iov.clear();
-        for &(src, start, end) in self.segs.iter().take(1024) {
+        for &(src, start, end) in self.segs.iter().take(IOV_MAX) {
             let buf = match src {
                 Src::Input => &self.input,
                 Src::Scratch => &self.scratch,
@@ -209,6 +212,18 @@ impl Gather {
                 iov_len: s.len(),
             });
         }
+    }
+
+    /// A sendmsg header over the iovec array rebuilt from the segments.
+    fn fill_msghdr(&mut self) -> *const libc::msghdr {
+        self.fill_iov();
+        // SAFETY: all-zero is a valid msghdr (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = self.iov.as_mut_ptr();
+        msg.msg_iovlen = self.iov.len() as _;
+        self.msg.clear();
+        self.msg.push(msg);
+        self.msg.as_ptr()
     }
 
     /// Marks `n` bytes as written: drops finished segments, trims a partial one.
@@ -227,6 +242,9 @@ impl Gather {
         self.segs.drain(..done);
     }
 }
+
+/// The most segments one writev or sendmsg takes (Linux's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
 
 /// Which backend a process runs on, decided once at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -375,21 +375,27 @@ impl<R: Driver> Conn for UringConn<R> {
         (received(r, &mut buf), buf)
     }
 
-    /// A small request goes out as one send (MSG_WAITALL: all or an error) linked with the
-    /// read, so both take one submission and only the read completes; on a driver that cannot
-    /// link, or for a larger or scattered request, one after the other.
-    async fn write_then_read(&self, g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
+    /// A small request goes out as one send (MSG_WAITALL: all or an error; a sendmsg when it
+    /// has several segments) linked with the read, so both take one submission and only the
+    /// read completes; on a driver that cannot link, or for a larger request, one after the
+    /// other.
+    async fn write_then_read(&self, mut g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
         let far = by.read >= Instant::now() + LINK_MIN_WAIT;
-        let Some(bytes) = g.single().filter(|b| far && b.len() <= LINK_MAX) else {
+        if !far || g.total_len() > LINK_MAX || g.segs.len() > super::IOV_MAX {
             return self.one_then_other(g, buf, by).await;
-        };
+        }
         let flags = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
-        let send = opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
-            .flags(flags)
-            .build();
+        let send = match g.single() {
+            Some(bytes) => opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
+                .flags(flags as i32)
+                .build(),
+            None => opcode::SendMsg::new(Fd(self.raw()), g.fill_msghdr())
+                .flags(flags as u32)
+                .build(),
+        };
         let recv = self.recv_sqe(&mut buf);
-        // The pointers are into the heap blocks of g.input / g.scratch and buf, which travel
-        // with the operation.
+        // The pointers are into the heap blocks of g.input / g.scratch / g.iov / g.msg and
+        // buf, which travel with the operation.
         let op = match R::submit_linked((g, buf), send, recv) {
             Ok(op) => op,
             Err((g, buf)) => return self.one_then_other(g, buf, by).await,

@@ -9,7 +9,7 @@ use super::relay::{self, ClientFraming, RespBody};
 use super::{BODY_BUF, Client, EXPECT_WAIT, Exchange, INITIAL_BUF, Outcome, member_timeout};
 use crate::conf::model::MemberSpec;
 use crate::http::{self, Method, Parsed};
-use crate::io::{Backend, Conn, Gather, Src};
+use crate::io::{Backend, Conn, Deadlines, ExchangeError, Gather, Src};
 use crate::shard::{Epoch, Shard};
 
 /// Sends `g`, with `src` (when given) as its input buffer; the buffer comes back afterwards and
@@ -79,37 +79,61 @@ impl<B: Backend> Client<B> {
         let replayable = self.req.method.is_idempotent() && body.is_done() && !expect;
         x.bytes_in = pos as u64;
         x.bytes_out_backend = self.g.total_len() as u64;
-        if write_via(
-            be,
-            &mut self.g,
-            Some(&mut self.inbuf),
-            Instant::now() + io_limit,
-        )
-        .await
-        .is_err()
-        {
-            return if replayable {
-                Outcome::Stale
-            } else {
-                Outcome::Failed(502, "write to the member failed")
+        self.bbuf.clear();
+        self.bbuf.reserve(INITIAL_BUF);
+        let write_failed = if replayable {
+            Outcome::Stale
+        } else {
+            Outcome::Failed(502, "write to the member failed")
+        };
+        // A whole request (the usual case) goes out with the first read of its response, which
+        // the backend may submit as one linked pair.
+        let mut first_read = None;
+        if body.is_done() && !expect {
+            x.next = pos;
+            self.g.input = std::mem::take(&mut self.inbuf);
+            let now = Instant::now();
+            let by = Deadlines {
+                write: now + io_limit,
+                read: now + io_limit,
             };
-        }
-        if !expect
-            && let Err(o) = self
-                .stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch)
+            let g = std::mem::take(&mut self.g);
+            let (r, g, buf) = be
+                .write_then_read(g, std::mem::take(&mut self.bbuf), by)
+                .await;
+            (self.g, self.bbuf) = (g, buf);
+            self.inbuf = std::mem::take(&mut self.g.input);
+            self.g.clear();
+            self.g.scratch.clear();
+            match r {
+                Ok(n) => first_read = Some(Ok(n)),
+                Err(ExchangeError::Read(e)) => first_read = Some(Err(e)),
+                Err(ExchangeError::Write(_)) => return write_failed,
+            }
+        } else {
+            let dl = Instant::now() + io_limit;
+            if write_via(be, &mut self.g, Some(&mut self.inbuf), dl)
                 .await
-        {
-            return o;
+                .is_err()
+            {
+                return write_failed;
+            }
+            if !expect
+                && let Err(o) = self
+                    .stream_request_body(be, &mut body, &mut pos, x, io_limit, epoch)
+                    .await
+            {
+                return o;
+            }
         }
         // Response head, relaying any interim 1xx.
         let is_head = self.req.method == Method::Head;
-        self.bbuf.clear();
-        self.bbuf.reserve(INITIAL_BUF);
         let mut got_any = false;
         // One deadline for the whole head, so interim responses cannot stretch it.
         let head_deadline = Instant::now() + io_limit;
         loop {
-            if !self.bbuf.is_empty() {
+            // (The linked read's bytes are parsed after its result is counted below.)
+            if first_read.is_none() && !self.bbuf.is_empty() {
                 match http::parse_response(
                     &self.bbuf,
                     is_head,
@@ -157,9 +181,15 @@ impl<B: Backend> Client<B> {
             } else {
                 head_deadline
             };
-            let buf = std::mem::take(&mut self.bbuf);
-            let (r, buf) = be.read(buf, deadline).await;
-            self.bbuf = buf;
+            let r = match first_read.take() {
+                Some(r) => r,
+                None => {
+                    let buf = std::mem::take(&mut self.bbuf);
+                    let (r, buf) = be.read(buf, deadline).await;
+                    self.bbuf = buf;
+                    r
+                }
+            };
             if expect
                 && deadline < head_deadline
                 && matches!(r, Err(ref e) if e.kind() == io::ErrorKind::TimedOut)
