@@ -387,7 +387,7 @@ impl<R: Driver> Conn for UringConn<R> {
         let flags = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
         let send = match g.single() {
             Some(bytes) => opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
-                .flags(flags as i32)
+                .flags(flags)
                 .build(),
             None => opcode::SendMsg::new(Fd(self.raw()), g.fill_msghdr())
                 .flags(flags as u32)
