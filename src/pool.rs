@@ -36,13 +36,16 @@ pub const DEFAULT_MAX_IDLE: usize = 1024;
 
 /// How long a request waits at the bound for its member's next idle connection before it
 /// opens one more anyway. Under load a busy connection comes back within a fraction of one
-/// response time; this only caps the wait when the member's responses are slow. (Checked
-/// when a connection comes back or closes, and at the shard's 50 ms tick.)
-pub const BOUND_WAIT: Duration = Duration::from_millis(10);
+/// response time; this only caps the wait when the member's responses are slow (at 10 ms,
+/// 1 MiB responses sometimes ran past it). Checked when a connection comes back or closes,
+/// and at the shard's 50 ms tick.
+pub const BOUND_WAIT: Duration = Duration::from_millis(50);
 
 /// An idle connection unused this long is closed when another member needs room under the
-/// bound. Long enough that a member's spare connection used at its peaks is kept.
-const COLD: Duration = Duration::from_millis(100);
+/// bound. Long enough that a member's spare connection used at its peaks is kept: at 100 ms,
+/// 1 MiB responses (tens of ms each) made the two members trade connections back and forth
+/// (66 opened for 50 clients).
+const COLD: Duration = Duration::from_secs(1);
 
 /// Requests waiting at the bound. One per shard, shared by its pools (a reload's old one
 /// too): woken when a connection comes back or closes, and by the shard's housekeeping tick,

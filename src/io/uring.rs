@@ -49,6 +49,10 @@ pub trait Driver: 'static {
     async fn sleep_until(deadline: Instant);
     /// The cheapest timer the driver has, allocation-free, for housekeeping ticks.
     async fn pause_until(deadline: Instant);
+    /// See `Backend::now`.
+    fn now() -> Instant {
+        Instant::now()
+    }
 }
 
 /// How a linked operation's first half failed: its completion's result (an errno, negated, or
@@ -277,6 +281,10 @@ impl<R: Driver> Backend for UringOn<R> {
 
     async fn pause_until(deadline: Instant) {
         R::pause_until(deadline).await;
+    }
+
+    fn now() -> Instant {
+        R::now()
     }
 }
 

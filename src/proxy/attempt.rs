@@ -92,7 +92,7 @@ impl<B: Backend> Client<B> {
         if body.is_done() && !expect {
             x.next = pos;
             self.g.input = std::mem::take(&mut self.inbuf);
-            let now = Instant::now();
+            let now = B::now();
             let by = Deadlines {
                 write: now + io_limit,
                 read: now + io_limit,
@@ -111,7 +111,7 @@ impl<B: Backend> Client<B> {
                 Err(ExchangeError::Write(_)) => return write_failed,
             }
         } else {
-            let dl = Instant::now() + io_limit;
+            let dl = B::now() + io_limit;
             if write_via(be, &mut self.g, Some(&mut self.inbuf), dl)
                 .await
                 .is_err()
@@ -130,7 +130,7 @@ impl<B: Backend> Client<B> {
         let is_head = self.req.method == Method::Head;
         let mut got_any = false;
         // One deadline for the whole head, so interim responses cannot stretch it.
-        let head_deadline = Instant::now() + io_limit;
+        let head_deadline = B::now() + io_limit;
         loop {
             // (The linked read's bytes are parsed after its result is counted below.)
             if first_read.is_none() && !self.bbuf.is_empty() {
@@ -147,7 +147,7 @@ impl<B: Backend> Client<B> {
                         let n = self.resp.head_len;
                         if self.req.version == http::Version::Http11 {
                             self.g.push(Src::Input, 0, n);
-                            let dl = Instant::now() + cfg.timeout;
+                            let dl = B::now() + cfg.timeout;
                             if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), dl)
                                 .await
                                 .is_err()
@@ -177,7 +177,7 @@ impl<B: Backend> Client<B> {
             }
             // A member that never sends 100 gets the body anyway after EXPECT_WAIT.
             let deadline = if expect {
-                head_deadline.min(Instant::now() + EXPECT_WAIT)
+                head_deadline.min(B::now() + EXPECT_WAIT)
             } else {
                 head_deadline
             };
@@ -250,7 +250,7 @@ impl<B: Backend> Client<B> {
             let buf = std::mem::take(&mut self.inbuf);
             let (r, buf) = self
                 .conn
-                .read(buf, Instant::now() + epoch.shared.config.timeout)
+                .read(buf, B::now() + epoch.shared.config.timeout)
                 .await;
             self.inbuf = buf;
             match r {
@@ -263,14 +263,9 @@ impl<B: Backend> Client<B> {
             }
             x.bytes_in += (*pos - head_len) as u64;
             x.bytes_out_backend += self.g.total_len() as u64;
-            if write_via(
-                be,
-                &mut self.g,
-                Some(&mut self.inbuf),
-                Instant::now() + io_limit,
-            )
-            .await
-            .is_err()
+            if write_via(be, &mut self.g, Some(&mut self.inbuf), B::now() + io_limit)
+                .await
+                .is_err()
             {
                 return Err(Outcome::Failed(502, "write to the member failed"));
             }
@@ -322,7 +317,7 @@ impl<B: Backend> Client<B> {
         let total = self.g.total_len();
         x.body_bytes = (total - head_out) as u64;
         x.bytes_out = total as u64;
-        let client_dl = || Instant::now() + cfg.timeout;
+        let client_dl = || B::now() + cfg.timeout;
         if write_via(&self.conn, &mut self.g, Some(&mut self.bbuf), client_dl())
             .await
             .is_err()
@@ -333,7 +328,7 @@ impl<B: Backend> Client<B> {
             self.bbuf.truncate(resp_head);
             self.bbuf.reserve(BODY_BUF);
             let buf = std::mem::take(&mut self.bbuf);
-            let (r, buf) = be.read(buf, Instant::now() + io_limit).await;
+            let (r, buf) = be.read(buf, B::now() + io_limit).await;
             self.bbuf = buf;
             match r {
                 Ok(0) if matches!(rbody, RespBody::UntilClose) => break,

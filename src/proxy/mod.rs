@@ -162,7 +162,7 @@ impl<B: Backend> Client<B> {
     /// Reads until a complete request head is in `inbuf` (pipelined bytes may already be).
     async fn read_head(&mut self, shard: &Shard<B>, epoch: &Epoch<B>, slot: usize) -> HeadRead {
         let cfg = &epoch.shared.config;
-        let idle_deadline = Instant::now()
+        let idle_deadline = B::now()
             + if self.served == 0 {
                 cfg.header_read_timeout
             } else {
@@ -185,10 +185,10 @@ impl<B: Backend> Client<B> {
             let mut deadline = if idle {
                 idle_deadline
             } else {
-                *head_deadline.get_or_insert_with(|| Instant::now() + cfg.header_read_timeout)
+                *head_deadline.get_or_insert_with(|| B::now() + cfg.header_read_timeout)
             };
             let shrink_at = (idle && self.holds_body_buffers())
-                .then(|| Instant::now() + IDLE_SHRINK)
+                .then(|| B::now() + IDLE_SHRINK)
                 .filter(|&at| at < deadline);
             let shrink = shrink_at.is_some();
             deadline = shrink_at.unwrap_or(deadline);
@@ -233,7 +233,7 @@ impl<B: Backend> Client<B> {
         self.g.scratch.clear();
         let body = respond::error_page(&mut self.g, status, ConnHeader::Close, false, None);
         let sent = self.g.total_len() as u64;
-        let dl = Instant::now() + epoch.shared.config.timeout;
+        let dl = B::now() + epoch.shared.config.timeout;
         let _ = attempt::write_via(&self.conn, &mut self.g, None, dl).await;
         let mut x = self.new_exchange();
         x.head_valid = false;
@@ -250,7 +250,7 @@ impl<B: Backend> Client<B> {
     /// response sent before its request body was read is not destroyed by a reset.
     async fn linger(&mut self) {
         self.conn.shutdown(Shutdown::Write);
-        let until = Instant::now() + LINGER;
+        let until = B::now() + LINGER;
         let mut budget: usize = 1 << 20;
         loop {
             self.inbuf.clear();
@@ -384,7 +384,7 @@ impl<B: Backend> Client<B> {
         );
         x.status = Some(status);
         x.bytes_out = self.g.total_len() as u64;
-        if attempt::write_via(&self.conn, &mut self.g, None, Instant::now() + cfg.timeout)
+        if attempt::write_via(&self.conn, &mut self.g, None, B::now() + cfg.timeout)
             .await
             .is_err()
         {
@@ -551,10 +551,7 @@ impl<B: Backend> Client<B> {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
-                    epoch
-                        .pool
-                        .borrow_mut()
-                        .checkin(key, be, max, Instant::now());
+                    epoch.pool.borrow_mut().checkin(key, be, max, B::now());
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
@@ -616,9 +613,9 @@ async fn lease<B: Backend>(
     ttl: Option<Duration>,
 ) -> Lease<B::Conn> {
     let bound = shard.clients();
-    let give_up = Instant::now() + BOUND_WAIT;
+    let give_up = B::now() + BOUND_WAIT;
     std::future::poll_fn(|cx| {
-        let now = Instant::now();
+        let now = B::now();
         let waker = (now < give_up).then(|| cx.waker());
         match epoch.pool.borrow_mut().lease(key, ttl, now, bound, waker) {
             Some(l) => Poll::Ready(l),
@@ -642,7 +639,7 @@ async fn connect<B: Backend>(
         .unwrap_or_else(|| member_timeout(spec, cfg));
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
     for &a in &spec.addrs {
-        match B::connect(a, Instant::now() + limit).await {
+        match B::connect(a, B::now() + limit).await {
             Ok(c) => return Ok(c),
             Err(e) => last = e,
         }

@@ -98,6 +98,10 @@ impl Driver for OwnRing {
     async fn pause_until(deadline: Instant) {
         Self::sleep_until(deadline).await;
     }
+
+    fn now() -> Instant {
+        TURN.get().unwrap_or_else(Instant::now)
+    }
 }
 
 /// Timespecs kept for reuse, so that timers allocate nothing in steady state.
@@ -108,6 +112,8 @@ thread_local! {
     #[allow(clippy::vec_box)]
     static TIMESPECS: RefCell<Vec<Box<Timespec>>> = const { RefCell::new(Vec::new()) };
     static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+    /// When the current turn of the loop began (`OwnRing::now`); None outside `block_on`.
+    static TURN: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Its address names the thread, for the check that a waker never leaves it.
     static THREAD_MARK: u8 = const { 0 };
 }
@@ -228,6 +234,7 @@ impl Runtime {
         let mut fut = pin!(fut);
         let main_waker = main_waker();
         loop {
+            TURN.set(Some(Instant::now()));
             if self.main_woken.replace(false)
                 && let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(&main_waker))
             {
@@ -395,6 +402,7 @@ impl Drop for Teardown {
             std::mem::forget(self.0.clone());
         }
         let _ = RUNTIME.try_with(|r| r.borrow_mut().take());
+        let _ = TURN.try_with(|t| t.set(None));
     }
 }
 
@@ -556,6 +564,23 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::time::Instant;
+
+    /// Inside the loop `now` is the clock of the current turn (the same until the loop turns,
+    /// never ahead of the real clock); outside it is the real clock.
+    #[test]
+    fn now_is_read_once_per_turn() {
+        OwnRing::block_on(async {
+            let turn = OwnRing::now();
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(OwnRing::now(), turn);
+            assert!(turn < Instant::now());
+            OwnRing::sleep_until(Instant::now() + Duration::from_millis(1)).await;
+            assert!(OwnRing::now() >= turn + Duration::from_millis(2));
+        });
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(OwnRing::now() > t, "outside a loop: the real clock");
+    }
 
     /// A receive on `fd` whose data holds `marker` (so the test sees when the data is freed).
     fn recv(fd: i32, marker: Rc<()>) -> Op<(Vec<u8>, Rc<()>)> {
