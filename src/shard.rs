@@ -18,7 +18,7 @@ use crate::balance::PickCache;
 use crate::conf::model::LogLevel;
 use crate::io::{Backend, Conn, Listener};
 use crate::log::UniqueIdGen;
-use crate::pool::{Pool, Waiters};
+use crate::pool::{Bound, Pool};
 use crate::proxy::route::RouteScratch;
 use crate::server::{Control, Shared};
 
@@ -75,8 +75,8 @@ pub struct Shard<B: Backend> {
     pub unique_ids: RefCell<UniqueIdGen>,
     /// Wakes the housekeeping task before its tick (a log buffer filled up).
     wake: tokio::sync::Notify,
-    /// Requests waiting at the member-connection bound, in this shard's pools of every epoch.
-    pool_waiters: Rc<Waiters>,
+    /// The member-connection bound over this shard's pools of every epoch.
+    pool_bound: Rc<Bound>,
 }
 
 impl<B: Backend> Shard<B> {
@@ -121,7 +121,7 @@ impl<B: Backend> Shard<B> {
         }
         let caches = shared.balancers.iter().map(|_| PickCache::new()).collect();
         Epoch {
-            pool: RefCell::new(Pool::new(shared.member_slots(), self.pool_waiters.clone())),
+            pool: RefCell::new(Pool::new(shared.member_slots(), self.pool_bound.clone())),
             caches: RefCell::new(caches),
             log_slots,
             route_scratch: RefCell::new(RouteScratch::new(&shared.config)),
@@ -227,7 +227,7 @@ pub async fn run<B: Backend>(
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
         wake: tokio::sync::Notify::new(),
-        pool_waiters: Rc::default(),
+        pool_bound: Rc::default(),
     });
     shard.epoch();
     let mut open = Vec::with_capacity(listeners.len());
@@ -268,7 +268,7 @@ pub async fn run<B: Backend>(
             }
         }
         shard.flush_logs().await;
-        shard.pool_waiters.wake_all(); // a wait at the bound ends by its deadline
+        shard.pool_bound.wake_all(); // a wait at the bound ends soon after its deadline
         ticks += 1;
         if ticks.is_multiple_of(SWEEP_EVERY) {
             let epoch = shard.current.borrow().clone();

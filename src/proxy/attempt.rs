@@ -89,13 +89,15 @@ impl<B: Backend> Client<B> {
         // A whole request (the usual case) goes out with the first read of its response, which
         // the backend may submit as one linked pair.
         let mut first_read = None;
+        // One deadline for the whole head, so interim responses cannot stretch it.
+        let head_deadline;
         if body.is_done() && !expect {
             x.next = pos;
             self.g.input = std::mem::take(&mut self.inbuf);
-            let now = B::now();
+            head_deadline = B::now() + io_limit;
             let by = Deadlines {
-                write: now + io_limit,
-                read: now + io_limit,
+                write: head_deadline,
+                read: head_deadline,
             };
             let g = std::mem::take(&mut self.g);
             let (r, g, buf) = be
@@ -125,12 +127,11 @@ impl<B: Backend> Client<B> {
             {
                 return o;
             }
+            head_deadline = B::now() + io_limit;
         }
         // Response head, relaying any interim 1xx.
         let is_head = self.req.method == Method::Head;
         let mut got_any = false;
-        // One deadline for the whole head, so interim responses cannot stretch it.
-        let head_deadline = B::now() + io_limit;
         loop {
             // (The linked read's bytes are parsed after its result is counted below.)
             if first_read.is_none() && !self.bbuf.is_empty() {

@@ -20,7 +20,7 @@ use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
-use crate::pool::{BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey};
+use crate::pool::{BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey, Place};
 use crate::shard::{Epoch, Shard};
 use forward::BodyState;
 use respond::ConnHeader;
@@ -500,6 +500,7 @@ impl<B: Backend> Client<B> {
                         break (pick, ticket.admit(c), false);
                     }
                     Err(e) => {
+                        drop(ticket); // no connection: its place is free at once
                         let msg = format!(
                             "AH00957: http: attempt to connect to {}:{} failed ({e}); disabling member {} for {}s",
                             spec.host,
@@ -569,6 +570,7 @@ impl<B: Backend> Client<B> {
             Outcome::Failed(status, why) => (status, why),
         };
         be.shutdown(Shutdown::Both);
+        drop(be); // its place under the bound is free before the error page goes out
         let msg = format!("AH01102: error with member {}: {why}", spec.url);
         shard
             .control
@@ -605,7 +607,9 @@ enum Outcome {
 
 /// An idle connection to the member, or a ticket to open one. When the shard already holds as
 /// many member connections as it has clients (see `pool`), this waits up to `BOUND_WAIT` for
-/// one of the member's busy connections to come back before opening one more.
+/// one of the member's busy connections to come back before opening one more (the deadline is
+/// checked whenever a connection comes back or closes, and at the shard's 50 ms tick, so the
+/// wait can run up to one tick past it).
 async fn lease<B: Backend>(
     shard: &Shard<B>,
     epoch: &Epoch<B>,
@@ -614,10 +618,11 @@ async fn lease<B: Backend>(
 ) -> Lease<B::Conn> {
     let bound = shard.clients();
     let give_up = B::now() + BOUND_WAIT;
+    let mut place = Place::default();
     std::future::poll_fn(|cx| {
         let now = B::now();
-        let waker = (now < give_up).then(|| cx.waker());
-        match epoch.pool.borrow_mut().lease(key, ttl, now, bound, waker) {
+        let wait = (now < give_up).then_some((cx.waker(), &mut place));
+        match epoch.pool.borrow_mut().lease(key, ttl, now, bound, wait) {
             Some(l) => Poll::Ready(l),
             None => Poll::Pending,
         }
