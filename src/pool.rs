@@ -4,8 +4,9 @@
 //! caller's decision); on checkout it must pass a liveness peek and be younger than `ttl`.
 //!
 //! The pool also counts every member connection the shard has open or is opening (`Bound`),
-//! so that a shard keeps no more of them than it has client connections: each client
-//! connection has at most one request in flight, so that many member connections are enough.
+//! so that a shard keeps no more of them than it has client connections with a request in
+//! progress: each has at most one request in flight, so that many member connections are
+//! enough.
 //! Without the bound, per-member pools each grow to their member's peak share of the requests
 //! in flight (byrequests alternates per request, so with 50 in flight one member at times has
 //! 26), and together they exceed the client count. At the bound, a request whose member has no
@@ -45,10 +46,11 @@ pub const DEFAULT_MAX_IDLE: usize = 1024;
 pub const BOUND_WAIT: Duration = Duration::from_millis(50);
 
 /// An idle connection unused this long is closed when another member needs room under the
-/// bound. Long enough that a member's spare connection used at its peaks is kept: at 100 ms,
-/// 1 MiB responses (tens of ms each) made the two members trade connections back and forth
-/// (66 opened for 50 clients).
-const COLD: Duration = Duration::from_secs(1);
+/// bound. Long enough that a spare connection a member uses only at its peaks is kept: each
+/// trade costs a connect, and with members of equal load they would trade back and forth (at
+/// 100 ms, 1 MiB responses opened 66 connections for 50 clients; at 1 s, 201 for 200 clients
+/// in some 5 s runs).
+const COLD: Duration = Duration::from_secs(10);
 
 /// The shard-wide side of the bound, shared by the shard's pools (a reload's old one too):
 /// the member connections open or opening in all of them, and the requests waiting at the

@@ -70,6 +70,8 @@ pub struct Shard<B: Backend> {
     generation: Cell<u64>,
     sinks: RefCell<Vec<Sink>>,
     conns: RefCell<Slab<ConnSlot>>,
+    /// Of `conns`, those not idle.
+    busy_clients: Cell<usize>,
     /// Bumped per accepted connection, for the connection id in logs and UNIQUE_ID.
     pub next_conn_id: Cell<u64>,
     pub unique_ids: RefCell<UniqueIdGen>,
@@ -156,21 +158,33 @@ impl<B: Backend> Shard<B> {
         self.conns.borrow_mut().insert(ConnSlot { fd, idle: true })
     }
 
-    /// Marks a connection as waiting for its next request (drain may close it then).
+    /// Marks a connection as waiting for its next request (drain may close it then), or as
+    /// having one in progress.
     pub fn set_idle(&self, key: usize, idle: bool) {
-        if let Some(c) = self.conns.borrow_mut().get_mut(key) {
+        if let Some(c) = self.conns.borrow_mut().get_mut(key)
+            && c.idle != idle
+        {
             c.idle = idle;
+            let busy = self.busy_clients.get();
+            self.busy_clients
+                .set(if idle { busy - 1 } else { busy + 1 });
         }
     }
 
     pub fn unregister(&self, key: usize) {
-        self.conns.borrow_mut().try_remove(key);
+        if let Some(c) = self.conns.borrow_mut().try_remove(key)
+            && !c.idle
+        {
+            self.busy_clients.set(self.busy_clients.get() - 1);
+        }
         self.control.open_conns.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Client connections open on this shard: the bound on its member connections (`pool`).
-    pub fn clients(&self) -> usize {
-        self.conns.borrow().len()
+    /// Client connections on this shard with a request in progress: the bound on its member
+    /// connections (`pool`). Not all open ones: when clients reconnect, the old connections
+    /// linger idle for a while and would let the bound grow past what is in flight.
+    pub fn busy_clients(&self) -> usize {
+        self.busy_clients.get()
     }
 
     pub fn draining(&self) -> bool {
@@ -224,6 +238,7 @@ pub async fn run<B: Backend>(
         generation: Cell::new(0),
         sinks: RefCell::new(Vec::new()),
         conns: RefCell::new(Slab::new()),
+        busy_clients: Cell::new(0),
         next_conn_id: Cell::new((index as u64) << 48),
         unique_ids: RefCell::new(UniqueIdGen::new(index)),
         wake: tokio::sync::Notify::new(),

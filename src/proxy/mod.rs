@@ -606,7 +606,7 @@ enum Outcome {
 }
 
 /// An idle connection to the member, or a ticket to open one. When the shard already holds as
-/// many member connections as it has clients (see `pool`), this waits up to `BOUND_WAIT` for
+/// many member connections as it has clients with a request in progress (see `pool`), this waits up to `BOUND_WAIT` for
 /// one of the member's busy connections to come back before opening one more (the deadline is
 /// checked whenever a connection comes back or closes, and at the shard's 50 ms tick, so the
 /// wait can run up to one tick past it).
@@ -616,7 +616,7 @@ async fn lease<B: Backend>(
     key: MemberKey,
     ttl: Option<Duration>,
 ) -> Lease<B::Conn> {
-    let bound = shard.clients();
+    let bound = shard.busy_clients();
     let give_up = B::now() + BOUND_WAIT;
     let mut place = Place::default();
     std::future::poll_fn(|cx| {
