@@ -189,15 +189,7 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
 /// backend connections opened at most threads × client connections.
 #[test]
 fn member_connections_stay_within_client_connections() {
-    let ports = [free_port(), free_port()];
-    let dir = temp_dir("pool-bound");
-    let stats = dir.join("stats.json");
-    let _origin = start_origin(&ports, &["--stats-file", stats.to_str().unwrap()]);
-    let conf = format!(
-        "MaxKeepAliveRequests 0\n{}ProxyPass /b/ balancer://b/\n",
-        balancer_conf("b", &ports, &["enablereuse=on", "enablereuse=on"], "")
-    );
-    let proxy = start_proxy("pool-bound", &conf, 1);
+    let (_origin, stats, ports, proxy) = two_members("pool-bound", "MaxKeepAliveRequests 0\n");
     let clients = 24;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringload"))
         .args(["-c", &clients.to_string(), "-t", "1", "-n", "40000"])
@@ -229,15 +221,7 @@ fn member_connections_stay_within_client_connections() {
 /// another: it is not held behind the slow response.
 #[test]
 fn a_wait_at_the_bound_ends_at_its_deadline() {
-    let ports = [free_port(), free_port()];
-    let dir = temp_dir("pool-wait");
-    let stats = dir.join("stats.json");
-    let _origin = start_origin(&ports, &["--stats-file", stats.to_str().unwrap()]);
-    let conf = format!(
-        "{}ProxyPass /b/ balancer://b/\n",
-        balancer_conf("b", &ports, &["enablereuse=on", "enablereuse=on"], "")
-    );
-    let proxy = start_proxy("pool-wait", &conf, 1);
+    let (_origin, stats, ports, proxy) = two_members("pool-wait", "");
     // Two clients, so the shard's bound is two member connections.
     let mut slow = Client::connect(proxy.port);
     let mut fast = Client::connect(proxy.port);
@@ -265,6 +249,20 @@ fn a_wait_at_the_bound_ends_at_its_deadline() {
         slow.read_response(false).expect("slow response").status,
         200
     );
+}
+
+/// `ringload origin` on two ports writing its counters to the returned stats file, and a
+/// one-shard proxy with `extra` config balancing `/b/` over both with reuse on.
+fn two_members(tag: &str, extra: &str) -> (Proc, std::path::PathBuf, [u16; 2], Proxy) {
+    let ports = [free_port(), free_port()];
+    let stats = temp_dir(tag).join("stats.json");
+    let origin = start_origin(&ports, &["--stats-file", stats.to_str().unwrap()]);
+    let conf = format!(
+        "{extra}{}ProxyPass /b/ balancer://b/\n",
+        balancer_conf("b", &ports, &["enablereuse=on", "enablereuse=on"], "")
+    );
+    let proxy = start_proxy(tag, &conf, 1);
+    (origin, stats, ports, proxy)
 }
 
 /// Connections `ringload origin` accepted on each of `ports`, from its stats file.
