@@ -63,7 +63,7 @@ impl Backend for Epoll {
     }
 
     async fn pause_until(deadline: Instant) {
-        tokio::time::sleep_until(deadline.into()).await;
+        Self::sleep_until(deadline).await;
     }
 }
 

@@ -74,8 +74,7 @@ pub trait Conn: 'static {
     /// request and the start of its response. A backend that can link the two submits them at
     /// once.
     async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
-        let write = async |g| self.write_all(g, by.write).await;
-        write_then_read(write, async |b| self.read(b, by.read).await, g, buf).await
+        one_then_other(self, g, buf, by).await
     }
     /// True when an idle connection shows neither EOF nor unsolicited bytes (checked with
     /// MSG_PEEK | MSG_DONTWAIT; never parks a read on the socket).
@@ -117,6 +116,17 @@ pub async fn write_then_read(
     }
     let (r, buf) = read(buf).await;
     (r.map_err(ExchangeError::Read), g, buf)
+}
+
+/// `Conn::write_then_read` on `c` as two operations, one after the other.
+async fn one_then_other<C: Conn + ?Sized>(
+    c: &C,
+    g: Gather,
+    buf: Vec<u8>,
+    by: Deadlines,
+) -> Exchange {
+    let write = async |g| c.write_all(g, by.write).await;
+    write_then_read(write, async |b| c.read(b, by.read).await, g, buf).await
 }
 
 /// Which buffer of a `Gather` a segment points into.

@@ -361,13 +361,6 @@ impl<R: Driver> UringConn<R> {
     }
 }
 
-impl<R: Driver> UringConn<R> {
-    async fn one_then_other(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
-        let write = async |g| self.write_all(g, by.write).await;
-        super::write_then_read(write, async |b| self.read(b, by.read).await, g, buf).await
-    }
-}
-
 /// Extends `buf` by the `n` bytes a receive wrote after its old length.
 fn received(r: io::Result<u32>, buf: &mut Vec<u8>) -> io::Result<usize> {
     let n = r? as usize;
@@ -390,7 +383,7 @@ impl<R: Driver> Conn for UringConn<R> {
     async fn write_then_read(&self, mut g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
         let far = by.read >= Instant::now() + LINK_MIN_WAIT;
         if !far || g.total_len() > LINK_MAX || g.segs.len() > super::IOV_MAX {
-            return self.one_then_other(g, buf, by).await;
+            return super::one_then_other(self, g, buf, by).await;
         }
         let flags = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
         let send = match g.single() {
@@ -406,7 +399,7 @@ impl<R: Driver> Conn for UringConn<R> {
         // buf, which travel with the operation.
         let op = match R::submit_linked((g, buf), send, recv) {
             Ok(op) => op,
-            Err((g, buf)) => return self.one_then_other(g, buf, by).await,
+            Err((g, buf)) => return super::one_then_other(self, g, buf, by).await,
         };
         let (r, (g, mut buf)) = until::<R, _>(self.raw(), op, by.read).await;
         let r = match r {

@@ -419,34 +419,20 @@ impl<D: Unpin + 'static> Future for Op<D> {
         let this = self.get_mut();
         with_runtime(|rt| {
             let mut core = rt.core.borrow_mut();
-            match &mut core.slots[this.idx] {
-                Slot::Done(res) => {
-                    let res = *res;
-                    core.slots.remove(this.idx);
-                    let r = if res < 0 {
-                        Err(io::Error::from_raw_os_error(-res))
-                    } else {
-                        Ok(res as u32)
-                    };
-                    Poll::Ready((r, this.data.take().expect("Op polled after completion")))
-                }
-                Slot::FirstFailed(res) => {
-                    let res = *res;
-                    core.slots.remove(this.idx);
-                    let e = io::Error::other(FirstFailed(res));
-                    Poll::Ready((
-                        Err(e),
-                        this.data.take().expect("Op polled after completion"),
-                    ))
-                }
+            let r = match &mut core.slots[this.idx] {
+                Slot::Done(res) if *res < 0 => Err(io::Error::from_raw_os_error(-*res)),
+                Slot::Done(res) => Ok(*res as u32),
+                Slot::FirstFailed(res) => Err(io::Error::other(FirstFailed(*res))),
                 Slot::Waiting(w) => {
                     if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         *w = Some(cx.waker().clone());
                     }
-                    Poll::Pending
+                    return Poll::Pending;
                 }
                 Slot::Orphan(_) => unreachable!("a live Op's slot is never orphaned"),
-            }
+            };
+            core.slots.remove(this.idx);
+            Poll::Ready((r, this.data.take().expect("Op polled after completion")))
         })
     }
 }
