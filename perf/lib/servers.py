@@ -12,7 +12,9 @@ import shutil
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILT = os.path.join(REPO, "target", "release")
+# PERF_BUILT: another folder holding ringproxy and ringload (tests/perf_compare.rs runs cargo
+# test's debug builds).
+BUILT = os.environ.get("PERF_BUILT") or os.path.join(REPO, "target", "release")
 APACHE_ROOT = "/usr/lib/apache2"  # Debian's: modules/ is under it
 PATH = "/service1/index.html"
 TUTORIAL_BODY = b"Server response, port 8000\n"  # 27 bytes, as in the httpd tutorial
