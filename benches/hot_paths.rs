@@ -1,6 +1,7 @@
 //! The proxy's per-request hot paths, each in nanoseconds and heap allocations per operation:
-//! request-head parsing, chunked scanning, RewriteRule routing, each lbmethod's pick from two
-//! threads at once (shared counters under contention), and access-log rendering.
+//! request-head parsing, chunked scanning, RewriteRule routing, the member-bound head's
+//! rewriting, each lbmethod's pick from two threads at once (shared counters under
+//! contention), and access-log rendering.
 //! `cargo bench --bench hot_paths`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -15,7 +16,9 @@ use std::time::{Duration, SystemTime};
 use ringproxy::balance::{Balancer, PickCache, now_ms};
 use ringproxy::conf::model::Limits;
 use ringproxy::http::{ChunkedScanner, Parsed, RequestHead, parse_request};
+use ringproxy::io::Gather;
 use ringproxy::log::{LogFormat, LogRecord};
+use ringproxy::proxy::forward::request_head;
 use ringproxy::proxy::route::{RouteInput, RouteScratch, route};
 
 struct Counting;
@@ -92,6 +95,7 @@ X-Forwarded-For: 10.1.2.3\r\n\r\n";
         assert!(done && n == body.len());
     });
     rewrite_routing();
+    forwarded_head(browser);
     lb_picks();
     log_rendering();
 }
@@ -129,6 +133,26 @@ fn rewrite_routing() {
             server_name: "localhost",
         };
         black_box(route(&cfg, &input, &mut scratch, &mut out));
+    });
+}
+
+/// The member-bound head of a browser request: hop-by-hop fields dropped, Host and the
+/// X-Forwarded-* fields written, the rest left in the client's buffer as segments.
+fn forwarded_head(raw: &[u8]) {
+    let cfg = ringproxy::conf::load_str(SEED_CONF, Path::new("bench.conf")).expect("config");
+    let mut head = RequestHead::new();
+    assert!(matches!(
+        parse_request(raw, &cfg.limits, &mut head),
+        Ok(Parsed::Complete)
+    ));
+    let member = &cfg.balancers[0].members[0];
+    let peer: SocketAddr = "10.9.8.7:5000".parse().unwrap();
+    let target = b"/service1/app/page?id=42&lang=en";
+    let mut g = Gather::new();
+    bench("forwarded head, browser request", 1_000_000, || {
+        g.clear();
+        request_head(&mut g, raw, &head, target, member, &cfg, peer, true);
+        black_box(g.total_len());
     });
 }
 

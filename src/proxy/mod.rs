@@ -3,7 +3,7 @@
 //! relay, log, then decide keep-alive. Errors end in a status and a log line, never a panic.
 
 mod attempt;
-mod forward;
+pub mod forward;
 mod logview;
 mod relay;
 mod respond;
