@@ -12,9 +12,10 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Instant;
 
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Backend, Conn, Gather, Listener, timed_out};
+use super::{Backend, Conn, Gather, Listener, Pipe, Ready, timed_out};
 
 pub struct Epoll;
 
@@ -165,6 +166,31 @@ impl Conn for EpollConn {
         .await
         .unwrap_or_else(|_| Err(timed_out()));
         (r, g)
+    }
+
+    // Through tokio's try_io, so that a splice finding nothing clears the readiness tokio
+    // keeps, and `ready` then waits for the next event.
+    fn splice_in(&self, pipe: &mut Pipe, max: usize) -> io::Result<usize> {
+        let fd = self.s.as_raw_fd();
+        self.s
+            .try_io(Interest::READABLE, || pipe.fill_from(fd, max))
+    }
+
+    fn splice_out(&self, pipe: &mut Pipe) -> io::Result<usize> {
+        let fd = self.s.as_raw_fd();
+        self.s.try_io(Interest::WRITABLE, || pipe.drain_to(fd))
+    }
+
+    async fn ready(&self, dir: Ready, deadline: Instant) -> io::Result<()> {
+        let wait = async {
+            match dir {
+                Ready::Read => self.s.readable().await,
+                Ready::Write => self.s.writable().await,
+            }
+        };
+        tokio::time::timeout_at(deadline.into(), wait)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
     }
 
     fn is_idle_alive(&self) -> bool {

@@ -17,9 +17,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 mod epoll;
+mod pipe;
 mod uring;
 
 pub use epoll::Epoll;
+pub use pipe::{NonBlocking, Pipe, Ready};
 pub use uring::{Ring, Uring};
 
 /// One runtime flavour. All futures are `!Send`: a shard's connections never leave its thread.
@@ -76,6 +78,20 @@ pub trait Conn: 'static {
     async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
         one_then_other(self, g, buf, by).await
     }
+    /// Splices up to `max` bytes of what has arrived into `pipe` without waiting: Ok(0) at end
+    /// of stream, Err(WouldBlock) when nothing is there yet (then `ready(Ready::Read)`). The
+    /// socket is non-blocking meanwhile (`NonBlocking`).
+    fn splice_in(&self, pipe: &mut Pipe, max: usize) -> io::Result<usize> {
+        pipe.fill_from(self.raw_fd(), max)
+    }
+    /// Splices what `pipe` holds to the socket, as much as it takes without waiting;
+    /// Err(WouldBlock) when it takes nothing (then `ready(Ready::Write)`).
+    fn splice_out(&self, pipe: &mut Pipe) -> io::Result<usize> {
+        pipe.drain_to(self.raw_fd())
+    }
+    /// Waits until the socket can be read (or has reached its end) or written;
+    /// Err(TimedOut) at the deadline.
+    async fn ready(&self, dir: Ready, deadline: Instant) -> io::Result<()>;
     /// True when an idle connection shows neither EOF nor unsolicited bytes (checked with
     /// MSG_PEEK | MSG_DONTWAIT; never parks a read on the socket).
     fn is_idle_alive(&self) -> bool;

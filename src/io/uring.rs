@@ -19,7 +19,9 @@ use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
-use super::{Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, timed_out};
+use super::{
+    Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, Ready, timed_out,
+};
 
 mod own;
 mod watch;
@@ -429,6 +431,17 @@ impl<R: Driver> Conn for UringConn<R> {
             }
         }
         (Ok(()), g)
+    }
+
+    /// A one-shot poll on the socket, cancelled at the deadline like any other operation.
+    async fn ready(&self, dir: Ready, deadline: Instant) -> io::Result<()> {
+        let mask = match dir {
+            Ready::Read => libc::POLLIN | libc::POLLRDHUP,
+            Ready::Write => libc::POLLOUT,
+        };
+        let sqe = opcode::PollAdd::new(Fd(self.raw()), mask as u32).build();
+        let (r, ()) = until::<R, _>(self.raw(), R::submit((), sqe), deadline).await;
+        r.map(drop)
     }
 
     fn is_idle_alive(&self) -> bool {

@@ -2,14 +2,16 @@
 //! response head (after any 1xx) and body back, and the verdict on reusing the connection.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::forward::{self, BodyError, BodyState};
 use super::relay::{self, ClientFraming, RespBody};
-use super::{BODY_BUF, Client, EXPECT_WAIT, Exchange, INITIAL_BUF, Outcome, member_timeout};
+use super::{
+    BODY_BUF, Client, EXPECT_WAIT, Exchange, INITIAL_BUF, Outcome, SPLICE_MIN, member_timeout,
+};
 use crate::conf::model::MemberSpec;
 use crate::http::{self, Method, Parsed};
-use crate::io::{Backend, Conn, Deadlines, ExchangeError, Gather, Src};
+use crate::io::{Backend, Conn, Deadlines, ExchangeError, Gather, NonBlocking, Pipe, Ready, Src};
 use crate::shard::{Epoch, Shard};
 
 /// Sends `g`, with `src` (when given) as its input buffer; the buffer comes back afterwards and
@@ -181,7 +183,10 @@ impl<B: Backend> Client<B> {
                     Err(e) => return Outcome::Failed(502, e.reason),
                 }
             }
-            if self.bbuf.len() == self.bbuf.capacity() {
+            // A head that fills the buffer gets room for more before the next read (not when
+            // the linked read is still to be counted: a large response fills it too, and the
+            // buffer would double at every exchange).
+            if first_read.is_none() && self.bbuf.len() == self.bbuf.capacity() {
                 self.bbuf.reserve(self.bbuf.capacity());
             }
             // A member that never sends 100 gets the body anyway after EXPECT_WAIT.
@@ -333,6 +338,16 @@ impl<B: Backend> Client<B> {
         {
             return Outcome::ClientGone;
         }
+        if let RespBody::Remaining(left) = rbody
+            && left >= SPLICE_MIN
+            && let Some(pipe) = Pipe::take()
+        {
+            let waits = (io_limit, cfg.timeout);
+            if let Err(o) = splice_body::<B>(&self.conn, be, pipe, left, x, waits).await {
+                return o;
+            }
+            rbody = RespBody::Done;
+        }
         while !rbody.is_done() {
             self.bbuf.truncate(resp_head);
             self.bbuf.reserve(BODY_BUF);
@@ -369,4 +384,70 @@ impl<B: Backend> Client<B> {
             && !matches!(self.resp.body, http::BodyFraming::UntilClose);
         Outcome::Done { reusable }
     }
+}
+
+/// Streams the `left` bytes that remain of a body of known length from the member to the
+/// client through `pipe`, so they never pass through the proxy's memory (io/pipe.rs). `waits`:
+/// how long the member, then the client, may keep us waiting for each step. Err: the outcome
+/// when either side failed (the head is out by then: the client connection closes).
+async fn splice_body<B: Backend>(
+    client: &B::Conn,
+    member: &B::Conn,
+    mut pipe: Pipe,
+    mut left: u64,
+    x: &mut Exchange<'_>,
+    waits: (Duration, Duration),
+) -> Result<(), Outcome> {
+    let read_failed = Outcome::Failed(502, "error reading the member's body");
+    let (Ok(_m), Ok(_c)) = (
+        NonBlocking::set(member.raw_fd()),
+        NonBlocking::set(client.raw_fd()),
+    ) else {
+        return Err(read_failed);
+    };
+    while left > 0 {
+        match member.splice_in(&mut pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
+            Ok(0) => {
+                return Err(Outcome::Failed(
+                    502,
+                    "member closed the connection mid-body",
+                ));
+            }
+            Ok(n) => {
+                left -= n as u64;
+                x.bytes_in_backend += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match member.ready(Ready::Read, B::now() + waits.0).await {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return Err(Outcome::Failed(504, "timeout reading the member's body"));
+                    }
+                    Err(_) => return Err(read_failed),
+                }
+            }
+            Err(_) => return Err(read_failed),
+        }
+        while pipe.held() > 0 {
+            match client.splice_out(&mut pipe) {
+                Ok(0) => return Err(Outcome::ClientGone),
+                Ok(n) => {
+                    x.body_bytes += n as u64;
+                    x.bytes_out += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if client
+                        .ready(Ready::Write, B::now() + waits.1)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Outcome::ClientGone);
+                    }
+                }
+                Err(_) => return Err(Outcome::ClientGone),
+            }
+        }
+    }
+    pipe.give_back();
+    Ok(())
 }

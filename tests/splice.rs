@@ -1,0 +1,114 @@
+//! Response bodies of known length past the first read go from member to client through a
+//! pipe (io/pipe.rs), on every I/O backend: the bytes arrive intact and in order, the member
+//! connection is reused after them, and a member that closes mid-body cuts the client
+//! connection without a second response.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Client, ScriptedOrigin, start_proxy};
+
+const BACKENDS: [&str; 3] = ["ring", "uring", "epoll"];
+const BIG: usize = 3 << 20;
+
+/// Bytes that show any reordering or loss: no 4 KiB page repeats another at the same offset.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
+    let o = ScriptedOrigin::start(|s, got| {
+        let body = pattern(BIG);
+        while common::read_head(s, got) {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+            if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
+                return;
+            }
+        }
+    });
+    let want = pattern(BIG);
+    for io in BACKENDS {
+        let before = o.connections();
+        let p = start_proxy(
+            &format!("splice-{io}"),
+            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
+            1,
+        );
+        let mut c = Client::connect(p.port);
+        for i in 0..3 {
+            let r = c.get("/", "");
+            assert_eq!(r.status, 200, "{io} #{i}");
+            assert!(
+                r.body == want,
+                "{io} #{i}: the body differs from the member's"
+            );
+        }
+        assert_eq!(
+            o.connections() - before,
+            1,
+            "{io}: one member connection carries all three responses"
+        );
+    }
+}
+
+#[test]
+fn a_member_closing_mid_body_cuts_the_client_connection() {
+    let o = ScriptedOrigin::start(|s, got| {
+        if !common::read_head(s, got) {
+            return;
+        }
+        if got.starts_with(b"GET /good ") {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood");
+            return;
+        }
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&vec![b'x'; 300 * 1024]);
+        // Then the connection closes, 724 KiB short.
+    });
+    for io in BACKENDS {
+        let p = start_proxy(
+            &format!("splice-short-{io}"),
+            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
+            1,
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /short HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => break false,
+            }
+        };
+        assert!(
+            closed,
+            "{io}: client connection left open after a truncated body"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(4), "{io}: closed late");
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&got[..head_end]);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{io}: {head:?}");
+        let body = &got[head_end..];
+        assert!(
+            body.len() <= 300 * 1024 && body.iter().all(|&b| b == b'x'),
+            "{io}: {} body bytes: more than the member sent, or a second response",
+            body.len()
+        );
+        let mut c = Client::connect(p.port);
+        assert_eq!(
+            c.get("/good", "").text(),
+            "good",
+            "{io}: the proxy serves on"
+        );
+    }
+}
