@@ -1,7 +1,7 @@
 //! Response bodies of known length past the first read go from member to client through a
-//! pipe (io/pipe.rs), on every I/O backend: the bytes arrive intact and in order, the member
-//! connection is reused after them, and a member that closes mid-body cuts the client
-//! connection without a second response.
+//! pipe (io/pipe.rs), on every I/O backend: the bytes arrive intact and in order (also to a
+//! client that reads slowly), the member connection is reused after them, and a member that
+//! closes or stalls mid-body cuts the client connection without a second response.
 
 mod common;
 
@@ -52,6 +52,91 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
             1,
             "{io}: one member connection carries all three responses"
         );
+    }
+}
+
+/// A 3 MiB body read 64 KiB at a time with pauses: the proxy waits for the client's socket to
+/// take more.
+#[test]
+fn a_slow_client_gets_the_whole_body() {
+    let o = ScriptedOrigin::start(|s, got| {
+        let body = pattern(BIG);
+        while common::read_head(s, got) {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+            if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
+                return;
+            }
+        }
+    });
+    let want = pattern(BIG);
+    for io in BACKENDS {
+        let p = start_proxy(
+            &format!("splice-slow-{io}"),
+            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
+            1,
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let until = Instant::now() + Duration::from_secs(20);
+        let body_at = |got: &[u8]| got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        while body_at(&got).is_none_or(|at| got.len() - at < BIG) && Instant::now() < until {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let at = body_at(&got).expect("a response head");
+        assert!(got[at..] == want[..], "{io}: {} body bytes", got.len() - at);
+    }
+}
+
+/// A member that stops sending mid-body for longer than ProxyTimeout: the client connection
+/// is cut at about that time, not left waiting.
+#[test]
+fn a_member_stalling_mid_body_cuts_the_client_connection_at_its_timeout() {
+    let o = ScriptedOrigin::start(|s, got| {
+        if !common::read_head(s, got) {
+            return;
+        }
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&vec![b'x'; 300 * 1024]);
+        std::thread::sleep(Duration::from_secs(4));
+    });
+    for io in BACKENDS {
+        let p = start_proxy(
+            &format!("splice-stall-{io}"),
+            &format!(
+                "IoBackend {io}\nProxyTimeout 1\nProxyPass / http://127.0.0.1:{}/\n",
+                o.port
+            ),
+            1,
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        s.write_all(b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let t0 = Instant::now();
+        let mut n = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(k) => n += k,
+                Err(_) => break false,
+            }
+        };
+        let took = t0.elapsed();
+        assert!(closed, "{io}: the client connection stayed open");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{io}: cut after {took:?}"
+        );
+        assert!(n < 1048576, "{io}: {n} bytes");
     }
 }
 

@@ -171,6 +171,8 @@ impl Conn for EpollConn {
     // Through tokio's try_io, so that a splice finding nothing clears the readiness tokio
     // keeps, and `ready` then waits for the next event.
     fn splice_in(&self, pipe: &mut Pipe, max: usize) -> io::Result<usize> {
+        // An empty pipe: WouldBlock can then only be the socket's, whose readiness it clears.
+        debug_assert_eq!(pipe.held(), 0);
         let fd = self.s.as_raw_fd();
         self.s
             .try_io(Interest::READABLE, || pipe.fill_from(fd, max))

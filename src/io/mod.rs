@@ -101,6 +101,22 @@ pub trait Conn: 'static {
     fn raw_fd(&self) -> std::os::fd::RawFd;
 }
 
+/// Lets the thread's other tasks run before this one goes on: a transfer that never has to
+/// wait (a fast member and a fast client) would otherwise hold the shard. Wakes itself and
+/// yields once, on any backend's executor.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Which half of a `Conn::write_then_read` failed.
 #[derive(Debug)]
 pub enum ExchangeError {

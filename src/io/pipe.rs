@@ -4,17 +4,23 @@
 //! 64 KiB pipe it saves nothing (benches/splice_relay.rs), so a pipe the kernel will not make
 //! that large is not used.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// The pipe size splicing needs to pay off.
 pub const PIPE_SIZE: usize = 256 * 1024;
-/// Empty pipes a thread keeps for the next body.
-const KEPT: usize = 32;
+/// Empty pipes a thread keeps for the next body. Each counts 64 pages against an unprivileged
+/// user's fs.pipe-user-pages-soft (16384 by default) for as long as it is kept.
+const KEPT: usize = 8;
+/// After the kernel refused a pipe this large, bodies take the buffers for this long before
+/// the next try (instead of a pipe made and closed per body).
+const RETRY: Duration = Duration::from_secs(1);
 
 thread_local! {
     static IDLE: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+    static REFUSED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Which way a socket must become ready (`Conn::ready`).
@@ -40,6 +46,15 @@ impl Pipe {
         if let Some(p) = IDLE.with(|i| i.borrow_mut().pop()) {
             return Some(p);
         }
+        if REFUSED_AT.get().is_some_and(|t| t.elapsed() < RETRY) {
+            return None;
+        }
+        let pipe = Pipe::new();
+        REFUSED_AT.set(pipe.is_none().then(Instant::now));
+        pipe
+    }
+
+    fn new() -> Option<Pipe> {
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills the two fds it is given.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {

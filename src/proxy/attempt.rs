@@ -11,7 +11,9 @@ use super::{
 };
 use crate::conf::model::MemberSpec;
 use crate::http::{self, Method, Parsed};
-use crate::io::{Backend, Conn, Deadlines, ExchangeError, Gather, NonBlocking, Pipe, Ready, Src};
+use crate::io::{
+    Backend, Conn, Deadlines, ExchangeError, Gather, NonBlocking, Pipe, Ready, Src, yield_now,
+};
 use crate::shard::{Epoch, Shard};
 
 /// Sends `g`, with `src` (when given) as its input buffer; the buffer comes back afterwards and
@@ -347,6 +349,8 @@ impl<B: Backend> Client<B> {
                 return o;
             }
             rbody = RespBody::Done;
+            // Bytes past the body never reached our buffer: ask the socket.
+            leftover = !be.is_idle_alive();
         }
         while !rbody.is_done() {
             self.bbuf.truncate(resp_head);
@@ -447,6 +451,7 @@ async fn splice_body<B: Backend>(
                 Err(_) => return Err(Outcome::ClientGone),
             }
         }
+        yield_now().await;
     }
     pipe.give_back();
     Ok(())
