@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, ScriptedOrigin, start_proxy};
+use common::{Client, Proxy, ScriptedOrigin, start_proxy};
 
 const BACKENDS: [&str; 3] = ["ring", "uring", "epoll"];
 const BIG: usize = 3 << 20;
@@ -19,9 +19,24 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
-#[test]
-fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
-    let o = ScriptedOrigin::start(|s, got| {
+/// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines before the
+/// ProxyPass), and a client connection that has sent `GET path`.
+fn proxied_get(tag: &str, io: &str, extra: &str, port: u16, path: &str) -> (Proxy, TcpStream) {
+    let p = start_proxy(
+        &format!("{tag}-{io}"),
+        &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
+        1,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let get = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+    s.write_all(get.as_bytes()).unwrap();
+    (p, s)
+}
+
+/// A member that answers every request on a connection with `pattern(BIG)`.
+fn big_body_origin() -> ScriptedOrigin {
+    ScriptedOrigin::start(|s, got| {
         let body = pattern(BIG);
         while common::read_head(s, got) {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
@@ -29,7 +44,12 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
                 return;
             }
         }
-    });
+    })
+}
+
+#[test]
+fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
+    let o = big_body_origin();
     let want = pattern(BIG);
     for io in BACKENDS {
         let before = o.connections();
@@ -59,25 +79,10 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
 /// take more.
 #[test]
 fn a_slow_client_gets_the_whole_body() {
-    let o = ScriptedOrigin::start(|s, got| {
-        let body = pattern(BIG);
-        while common::read_head(s, got) {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-            if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
-                return;
-            }
-        }
-    });
+    let o = big_body_origin();
     let want = pattern(BIG);
     for io in BACKENDS {
-        let p = start_proxy(
-            &format!("splice-slow-{io}"),
-            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
-            1,
-        );
-        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let (_p, mut s) = proxied_get("splice-slow", io, "", o.port, "/");
         let mut got = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let until = Instant::now() + Duration::from_secs(20);
@@ -108,18 +113,7 @@ fn a_member_stalling_mid_body_cuts_the_client_connection_at_its_timeout() {
         std::thread::sleep(Duration::from_secs(4));
     });
     for io in BACKENDS {
-        let p = start_proxy(
-            &format!("splice-stall-{io}"),
-            &format!(
-                "IoBackend {io}\nProxyTimeout 1\nProxyPass / http://127.0.0.1:{}/\n",
-                o.port
-            ),
-            1,
-        );
-        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
-        s.write_all(b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap();
+        let (_p, mut s) = proxied_get("splice-stall", io, "ProxyTimeout 1\n", o.port, "/stall");
         let t0 = Instant::now();
         let mut n = 0;
         let mut buf = vec![0u8; 64 * 1024];
@@ -156,15 +150,7 @@ fn a_member_closing_mid_body_cuts_the_client_connection() {
         // Then the connection closes, 724 KiB short.
     });
     for io in BACKENDS {
-        let p = start_proxy(
-            &format!("splice-short-{io}"),
-            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
-            1,
-        );
-        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /short HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap();
+        let (p, mut s) = proxied_get("splice-short", io, "", o.port, "/short");
         let t0 = Instant::now();
         let mut got = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
