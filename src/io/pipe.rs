@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The pipe size splicing needs to pay off.
-pub const PIPE_SIZE: usize = 256 * 1024;
+const PIPE_SIZE: usize = 256 * 1024;
 /// Empty pipes a thread keeps for the next body. Each counts 64 pages against an unprivileged
 /// user's fs.pipe-user-pages-soft (16384 by default) for as long as it is kept.
 const KEPT: usize = 8;
