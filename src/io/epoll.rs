@@ -19,6 +19,14 @@ use super::{Backend, Conn, Gather, Listener, Pipe, Ready, timed_out};
 
 pub struct Epoll;
 
+/// `fut`, or Err(TimedOut) at the deadline: readiness-based I/O is cancel-safe, so dropping it
+/// there loses nothing.
+async fn by<T>(deadline: Instant, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout_at(deadline.into(), fut)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
 impl Backend for Epoll {
     type Conn = EpollConn;
     type Listener = EpollListener;
@@ -46,9 +54,7 @@ impl Backend for Epoll {
     }
 
     async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<EpollConn> {
-        let s = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
-            .await
-            .map_err(|_| timed_out())??;
+        let s = by(deadline, TcpStream::connect(addr)).await?;
         s.set_nodelay(true)?;
         Ok(EpollConn { s })
     }
@@ -109,7 +115,7 @@ impl Conn for EpollConn {
         if buf.capacity() == buf.len() {
             buf.reserve(4096);
         }
-        let r = tokio::time::timeout_at(deadline.into(), async {
+        let r = by(deadline, async {
             loop {
                 self.s.readable().await?;
                 let len = buf.len();
@@ -136,13 +142,12 @@ impl Conn for EpollConn {
                 let _ = self.s.try_read(&mut []);
             }
         })
-        .await
-        .unwrap_or_else(|_| Err(timed_out()));
+        .await;
         (r, buf)
     }
 
     async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
-        let r = tokio::time::timeout_at(deadline.into(), async {
+        let r = by(deadline, async {
             while !g.is_empty() {
                 self.s.writable().await?;
                 let n = {
@@ -163,8 +168,7 @@ impl Conn for EpollConn {
             }
             Ok(())
         })
-        .await
-        .unwrap_or_else(|_| Err(timed_out()));
+        .await;
         (r, g)
     }
 
@@ -190,9 +194,7 @@ impl Conn for EpollConn {
                 Ready::Write => self.s.writable().await,
             }
         };
-        tokio::time::timeout_at(deadline.into(), wait)
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
+        by(deadline, wait).await
     }
 
     fn is_idle_alive(&self) -> bool {

@@ -85,7 +85,7 @@ impl Pipe {
     }
 
     /// Room for more.
-    pub fn room(&self) -> usize {
+    fn room(&self) -> usize {
         PIPE_SIZE - self.held
     }
 

@@ -348,9 +348,9 @@ impl<B: Backend> Client<B> {
             if let Err(o) = splice_body::<B>(&self.conn, be, pipe, left, x, waits).await {
                 return o;
             }
+            // Bytes past the body never reached our buffer; the pool's liveness peek at the
+            // next checkout closes a connection that has any.
             rbody = RespBody::Done;
-            // Bytes past the body never reached our buffer: ask the socket.
-            leftover = !be.is_idle_alive();
         }
         while !rbody.is_done() {
             self.bbuf.truncate(resp_head);
@@ -360,12 +360,9 @@ impl<B: Backend> Client<B> {
             self.bbuf = buf;
             match r {
                 Ok(0) if matches!(rbody, RespBody::UntilClose) => break,
-                Ok(0) => return Outcome::Failed(502, "member closed the connection mid-body"),
+                Ok(0) => return Outcome::Failed(502, CUT_MID_BODY),
                 Ok(n) => x.bytes_in_backend += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Outcome::Failed(504, "timeout reading the member's body");
-                }
-                Err(_) => return Outcome::Failed(502, "error reading the member's body"),
+                Err(e) => return body_read_error(&e),
             }
             consumed = match rbody.take(&mut self.g, &self.bbuf, resp_head) {
                 Ok(n) => resp_head + n,
@@ -390,6 +387,18 @@ impl<B: Backend> Client<B> {
     }
 }
 
+/// Why relaying a body stopped when the member's side ended it early.
+const CUT_MID_BODY: &str = "member closed the connection mid-body";
+
+/// The outcome of a failed read (or wait) for the member's body, once its head has gone out.
+fn body_read_error(e: &io::Error) -> Outcome {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Outcome::Failed(504, "timeout reading the member's body")
+    } else {
+        Outcome::Failed(502, "error reading the member's body")
+    }
+}
+
 /// Streams the `left` bytes that remain of a body of known length from the member to the
 /// client through `pipe`, so they never pass through the proxy's memory (io/pipe.rs). `waits`:
 /// how long the member, then the client, may keep us waiting for each step. Err: the outcome
@@ -402,21 +411,16 @@ async fn splice_body<B: Backend>(
     x: &mut Exchange<'_>,
     waits: (Duration, Duration),
 ) -> Result<(), Outcome> {
-    let read_failed = Outcome::Failed(502, "error reading the member's body");
-    let (Ok(_m), Ok(_c)) = (
+    let (_m, _c) = match (
         NonBlocking::set(member.raw_fd()),
         NonBlocking::set(client.raw_fd()),
-    ) else {
-        return Err(read_failed);
+    ) {
+        (Ok(m), Ok(c)) => (m, c),
+        (Err(e), _) | (_, Err(e)) => return Err(body_read_error(&e)),
     };
     while left > 0 {
         match member.splice_in(&mut pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
-            Ok(0) => {
-                return Err(Outcome::Failed(
-                    502,
-                    "member closed the connection mid-body",
-                ));
-            }
+            Ok(0) => return Err(Outcome::Failed(502, CUT_MID_BODY)),
             Ok(n) => {
                 left -= n as u64;
                 x.bytes_in_backend += n as u64;
@@ -424,13 +428,10 @@ async fn splice_body<B: Backend>(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 match member.ready(Ready::Read, B::now() + waits.0).await {
                     Ok(()) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                        return Err(Outcome::Failed(504, "timeout reading the member's body"));
-                    }
-                    Err(_) => return Err(read_failed),
+                    Err(e) => return Err(body_read_error(&e)),
                 }
             }
-            Err(_) => return Err(read_failed),
+            Err(e) => return Err(body_read_error(&e)),
         }
         while pipe.held() > 0 {
             match client.splice_out(&mut pipe) {

@@ -609,10 +609,10 @@ enum Outcome {
 }
 
 /// An idle connection to the member, or a ticket to open one. When the shard already holds as
-/// many member connections as it has clients with a request in progress (see `pool`), this waits up to `BOUND_WAIT` for
-/// one of the member's busy connections to come back before opening one more (the deadline is
-/// checked whenever a connection comes back or closes, and at the shard's 50 ms tick, so the
-/// wait can run up to one tick past it).
+/// many member connections as it has clients with a request in progress (see `pool`), this
+/// waits up to `BOUND_WAIT` for one of the member's busy connections to come back before
+/// opening one more (the deadline is checked whenever a connection comes back or closes, and
+/// at the shard's 50 ms tick, so the wait can run up to one tick past it).
 async fn lease<B: Backend>(
     shard: &Shard<B>,
     epoch: &Epoch<B>,
