@@ -156,38 +156,44 @@ fn forwarded_head(raw: &[u8]) {
     });
 }
 
+/// Runs `f` `n` times on each of two threads at once, each with its own state from `setup`;
+/// prints ns per op (wall time over `n`, so two threads that never meet score as one) and
+/// allocations per op (thread starts and `setup` allocate a few times per run, which rounds
+/// away over 2 × `n` ops).
+fn bench_2_threads<S>(name: &str, n: u64, setup: impl Fn() -> S + Sync, f: impl Fn(&mut S) + Sync) {
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut state = setup();
+                for _ in 0..n {
+                    f(&mut state);
+                }
+            });
+        }
+    });
+    let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (2 * n) as f64;
+    println!("{name:<32} {ns:>9.1} ns/op {allocs:>6.2} allocs/op");
+}
+
 /// Each lbmethod's pick (and release), from two threads on one balancer at once.
 fn lb_picks() {
     for method in ["byrequests", "bytraffic", "bybusyness"] {
         let conf = SEED_CONF.replace("</Proxy>", &format!("ProxySet lbmethod={method}\n</Proxy>"));
         let cfg = ringproxy::conf::load_str(&conf, Path::new("bench.conf")).expect("config");
-        let bal = std::sync::Arc::new(Balancer::new(cfg.balancers[0].clone()));
-        let n = 2_000_000u64;
-        let a0 = ALLOCS.load(Ordering::Relaxed);
-        let t0 = Instant::now();
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let bal = bal.clone();
-                std::thread::spawn(move || {
-                    let mut cache = PickCache::new();
-                    let now = now_ms();
-                    for _ in 0..n {
-                        let p = bal.pick(None, 0, now, &mut cache).expect("pick");
-                        p.add_traffic(200, 300);
-                        black_box(p.index());
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
-        // The two PickCaches and thread starts allocate once each; per pick there is nothing.
-        let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (2 * n) as f64;
-        println!(
-            "{:<32} {ns:>9.1} ns/op {allocs:>6.2} allocs/op",
-            format!("{method} pick, 2 threads")
+        let bal = Balancer::new(cfg.balancers[0].clone());
+        let now = now_ms();
+        bench_2_threads(
+            &format!("{method} pick, 2 threads"),
+            2_000_000,
+            PickCache::new,
+            |cache| {
+                let p = bal.pick(None, 0, now, cache).expect("pick");
+                p.add_traffic(200, 300);
+                black_box(p.index());
+            },
         );
     }
 }
@@ -269,14 +275,24 @@ fn log_rendering() {
             r#"%h %{GEOIP_COUNTRY_CODE}e %u [%{%Y-%m-%d %H:%M:%S}t.%{usec_frac}t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %v %A %p %R %{BALANCER_WORKER_ROUTE}e %X "%{cookie}n" %{UNIQUE_ID}e %I %O %{ratio}n%% %D"#,
         ),
     ];
+    let render = |fmt: &LogFormat, out: &mut Vec<u8>| {
+        if out.len() > (1 << 20) - 512 {
+            out.clear();
+        }
+        fmt.render(&Record, out);
+    };
     for (name, f) in formats {
         let fmt = LogFormat::compile(f).expect("format");
         let mut out = Vec::with_capacity(1 << 20);
         bench(&format!("log line, {name}"), 200_000, || {
-            if out.len() > (1 << 20) - 512 {
-                out.clear();
-            }
-            fmt.render(&Record, &mut out);
+            render(&fmt, &mut out)
         });
+        // Workers share the compiled format: nothing they write may be shared.
+        bench_2_threads(
+            &format!("log line, {name}, 2 threads"),
+            200_000,
+            || Vec::with_capacity(1 << 20),
+            |out| render(&fmt, out),
+        );
     }
 }

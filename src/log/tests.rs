@@ -333,6 +333,37 @@ fn time_tokens_and_fractions() {
     assert_eq!(render("%{msecs}t", &r), "msecs");
 }
 
+/// Each thread keeps its own cache per time item, and only a bounded number of them: more
+/// live formats than that, rendered in turn from several threads within one second and then
+/// the next, still give each format's own text for the record's second.
+#[test]
+fn time_caches_per_thread_and_item() {
+    let formats: Vec<(LogFormat, String)> = (0..40)
+        .map(|i| {
+            let fmt = format!("{i}:%{{%H:%M:%S}}t");
+            (LogFormat::compile(&fmt).unwrap(), format!("{i}:"))
+        })
+        .collect();
+    let formats = &formats;
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            s.spawn(move || {
+                let mut r = rec();
+                for k in 0..4u64 {
+                    let sec = T0 + k * 61 + t;
+                    r.start = UNIX_EPOCH + Duration::new(sec, 0);
+                    let hms = &ymdhms(sec)[11..];
+                    for (f, prefix) in formats.iter().chain(formats.iter().rev()) {
+                        let mut out = Vec::new();
+                        f.render(&r, &mut out);
+                        assert_eq!(String::from_utf8(out).unwrap(), format!("{prefix}{hms}\n"));
+                    }
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn body_bytes_and_durations() {
     let mut r = rec();

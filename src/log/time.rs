@@ -1,9 +1,12 @@
 //! `%t` / `%{format}t`: CLF time, strftime formats in local time, and the
 //! epoch / fraction tokens. Formatted local-time strings are cached per second
-//! per item, so steady-state rendering neither allocates nor calls libc.
+//! per item and per thread, so steady-state rendering neither allocates, calls
+//! libc, nor touches a cache line another worker writes.
 
+use std::cell::RefCell;
 use std::ffi::CString;
-use std::sync::{Mutex, Once};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::escape::{push_u64, push_u64_padded};
@@ -28,10 +31,10 @@ pub(super) struct TimeItem {
 
 #[derive(Debug)]
 enum TimeFmt {
-    /// `[10/Oct/2000:13:55:36 -0700]`
-    Clf(Mutex<Cache>),
-    /// strftime format (NUL-terminated) and its per-second cache.
-    Custom(CString, Mutex<Cache>),
+    /// `[10/Oct/2000:13:55:36 -0700]`, with its cache id.
+    Clf(u64),
+    /// strftime format (NUL-terminated) and its cache id.
+    Custom(CString, u64),
     Sec,
     Msec,
     Usec,
@@ -39,19 +42,25 @@ enum TimeFmt {
     UsecFrac,
 }
 
-#[derive(Debug)]
+/// One thread's last formatted second for one time item.
 struct Cache {
+    id: u64,
     sec: i64,
     buf: Vec<u8>,
 }
 
-impl Cache {
-    fn new() -> Mutex<Cache> {
-        Mutex::new(Cache {
-            sec: i64::MIN,
-            buf: Vec::with_capacity(64),
-        })
-    }
+/// Identifies a time item's cache entries; formats compiled by a reload get new ids.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(0);
+
+fn new_cache_id() -> u64 {
+    NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Entries a thread keeps; past this the oldest goes (formats dropped by a reload).
+const CACHES_PER_THREAD: usize = 16;
+
+thread_local! {
+    static CACHES: RefCell<Vec<Cache>> = const { RefCell::new(Vec::new()) };
 }
 
 impl TimeItem {
@@ -76,7 +85,7 @@ impl TimeItem {
             }
         }
         let fmt = if clf {
-            TimeFmt::Clf(Cache::new())
+            TimeFmt::Clf(new_cache_id())
         } else {
             match fmt {
                 "sec" => TimeFmt::Sec,
@@ -85,10 +94,10 @@ impl TimeItem {
                 "msec_frac" => TimeFmt::MsecFrac,
                 "usec_frac" => TimeFmt::UsecFrac,
                 // `begin:` / `end:` with nothing after: an empty strftime.
-                "" => TimeFmt::Custom(CString::default(), Cache::new()),
+                "" => TimeFmt::Custom(CString::default(), new_cache_id()),
                 f => TimeFmt::Custom(
                     CString::new(f).map_err(|_| "NUL byte in %{...}t format".to_string())?,
-                    Cache::new(),
+                    new_cache_id(),
                 ),
             }
         };
@@ -107,11 +116,11 @@ impl TimeItem {
             TimeFmt::Usec => push_u64(out, (sec.max(0) as u64) * 1_000_000 + u64::from(usec)),
             TimeFmt::MsecFrac => push_u64_padded(out, u64::from(usec / 1000), 3),
             TimeFmt::UsecFrac => push_u64_padded(out, u64::from(usec), 6),
-            TimeFmt::Clf(cache) => cached(cache, sec, out, |o| {
+            TimeFmt::Clf(id) => cached(*id, sec, out, |o| {
                 let tm = local_tm(sec);
                 push_clf(o, &tm);
             }),
-            TimeFmt::Custom(f, cache) => cached(cache, sec, out, |o| {
+            TimeFmt::Custom(f, id) => cached(*id, sec, out, |o| {
                 let tm = local_tm(sec);
                 push_strftime(o, f, &tm);
             }),
@@ -136,20 +145,31 @@ fn split(t: SystemTime) -> (i64, u32) {
     }
 }
 
-/// Serves from the per-second cache; if another thread holds the cache,
-/// formats straight into `out` instead of waiting.
-fn cached(cache: &Mutex<Cache>, sec: i64, out: &mut Vec<u8>, fill: impl Fn(&mut Vec<u8>)) {
-    match cache.try_lock() {
-        Ok(mut c) => {
-            if c.sec != sec {
-                c.buf.clear();
-                fill(&mut c.buf);
-                c.sec = sec;
+/// Serves from this thread's cache for item `id`, formatting again when the second changed.
+fn cached(id: u64, sec: i64, out: &mut Vec<u8>, fill: impl Fn(&mut Vec<u8>)) {
+    CACHES.with_borrow_mut(|caches| {
+        let i = match caches.iter().position(|c| c.id == id) {
+            Some(i) => i,
+            None => {
+                if caches.len() == CACHES_PER_THREAD {
+                    caches.remove(0);
+                }
+                caches.push(Cache {
+                    id,
+                    sec: i64::MIN,
+                    buf: Vec::with_capacity(64),
+                });
+                caches.len() - 1
             }
-            out.extend_from_slice(&c.buf);
+        };
+        let c = &mut caches[i];
+        if c.sec != sec {
+            c.buf.clear();
+            fill(&mut c.buf);
+            c.sec = sec;
         }
-        Err(_) => fill(out),
-    }
+        out.extend_from_slice(&c.buf);
+    })
 }
 
 pub(super) fn local_tm(sec: i64) -> libc::tm {
