@@ -1,7 +1,9 @@
-//! Response bodies of known length past the first read go from member to client through a
-//! pipe (io/pipe.rs), on every I/O backend: the bytes arrive intact and in order (also to a
-//! client that reads slowly), the member connection is reused after them, and a member that
-//! closes or stalls mid-body cuts the client connection without a second response.
+//! Bodies of known length past the first read go through a pipe (io/pipe.rs), on every I/O
+//! backend. Responses, member to client: the bytes arrive intact and in order (also to a client
+//! that reads slowly), the member connection is reused after them, and a member that closes or
+//! stalls mid-body cuts the client connection without a second response. Requests, client to
+//! member: the body arrives intact, a request pipelined behind it is served, a client stalling
+//! mid-body is dropped at Timeout, and a member closing mid-body gets the client a 502.
 
 mod common;
 
@@ -181,5 +183,151 @@ fn a_member_closing_mid_body_cuts_the_client_connection() {
             "good",
             "{io}: the proxy serves on"
         );
+    }
+}
+
+/// A member that answers each request with whether its body is `pattern(len)`.
+fn upload_checking_origin() -> ScriptedOrigin {
+    common::http_origin(|head, body| {
+        if head.starts_with(b"GET ") {
+            return common::ok("after");
+        }
+        let intact = body == pattern(body.len()).as_slice();
+        common::ok(&format!(
+            "{} {}",
+            if intact { "intact" } else { "damaged" },
+            body.len()
+        ))
+    })
+}
+
+#[test]
+fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
+    let o = upload_checking_origin();
+    let body = pattern(BIG);
+    for io in BACKENDS {
+        let before = o.connections();
+        let p = start_proxy(
+            &format!("splice-up-{io}"),
+            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
+            1,
+        );
+        let mut c = Client::connect(p.port);
+        for i in 0..2 {
+            let mut raw = format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {BIG}\r\n\r\n")
+                .into_bytes();
+            raw.extend_from_slice(&body);
+            raw.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+            c.send(&raw);
+            let r = c.read_response(false).expect("the upload's response");
+            assert_eq!(r.text(), format!("intact {BIG}"), "{io} #{i}");
+            let r = c
+                .read_response(false)
+                .expect("the pipelined GET's response");
+            assert_eq!(r.text(), "after", "{io} #{i}");
+        }
+        assert_eq!(
+            o.connections() - before,
+            1,
+            "{io}: one member connection carries all four requests"
+        );
+        // %I counts the spliced body with the head.
+        let lines = p.access_lines(4);
+        let post = lines
+            .iter()
+            .find(|l| l.contains("\"POST /up "))
+            .expect("a POST line");
+        let fields: Vec<&str> = post.split_whitespace().collect();
+        let bytes_in: usize = fields[fields.len() - 4].parse().expect("%I");
+        assert!(
+            bytes_in > BIG && bytes_in < BIG + 200,
+            "{io}: %I {bytes_in}"
+        );
+    }
+}
+
+/// A request head for a 1 MiB upload and its first 300 KiB, sent on a fresh connection to
+/// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines).
+fn stalled_upload(tag: &str, io: &str, extra: &str, port: u16) -> (Proxy, TcpStream) {
+    let p = start_proxy(
+        &format!("{tag}-{io}"),
+        &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
+        1,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let mut raw = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    raw.extend_from_slice(&pattern(300 * 1024));
+    s.write_all(&raw).unwrap();
+    (p, s)
+}
+
+/// Reads until the proxy closes the connection (bounded by the read timeout); what came, and
+/// whether it was a close.
+fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// A client that stops sending mid-body for longer than Timeout is dropped at about that time;
+/// the member never sees a whole body, and the proxy serves on.
+#[test]
+fn a_client_stalling_mid_upload_is_dropped_at_its_timeout() {
+    let o = upload_checking_origin();
+    for io in BACKENDS {
+        let (p, mut s) = stalled_upload("splice-up-stall", io, "Timeout 1\n", o.port);
+        let t0 = Instant::now();
+        let (got, closed) = read_until_close(&mut s);
+        let took = t0.elapsed();
+        assert!(closed, "{io}: the client connection stayed open");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{io}: dropped after {took:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&got).contains("intact"),
+            "{io}: the member answered a partial body"
+        );
+        let mut c = Client::connect(p.port);
+        assert_eq!(c.get("/", "").text(), "after", "{io}: the proxy serves on");
+    }
+}
+
+/// A member that closes mid-body: the client gets a 502 and the connection closes.
+#[test]
+fn a_member_closing_mid_upload_gets_the_client_a_502() {
+    let o = ScriptedOrigin::start(|s, got| {
+        if !common::read_head(s, got) {
+            return;
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0;
+        while n < 200 * 1024 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => n += k,
+            }
+        }
+        // Then the connection closes with the rest of the body unread (a reset).
+    });
+    for io in BACKENDS {
+        let (_p, mut s) = stalled_upload("splice-up-cut", io, "", o.port);
+        // The rest of the body, while the proxy may already have given up on it.
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&pattern(1048576)[300 * 1024..]);
+        });
+        let (got, closed) = read_until_close(&mut s);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 502 "), "{io}: {text:?}");
+        assert!(closed, "{io}: the client connection stayed open");
+        writer.join().unwrap();
     }
 }

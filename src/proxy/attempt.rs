@@ -247,8 +247,9 @@ impl<B: Backend> Client<B> {
             .await
     }
 
-    /// Streams the rest of a request body from the client to the member, through the space
-    /// after the head in the client buffer (so the head stays readable for the log).
+    /// Streams the rest of a request body from the client to the member: a Content-Length body
+    /// with `SPLICE_MIN` or more left through a pipe, else through the space after the head in
+    /// the client buffer (so the head stays readable for the log).
     async fn stream_request_body(
         &mut self,
         be: &B::Conn,
@@ -259,15 +260,24 @@ impl<B: Backend> Client<B> {
         epoch: &Epoch<B>,
     ) -> Result<(), Outcome> {
         let head_len = self.req.head_len;
+        let timeout = epoch.shared.config.timeout;
         while !body.is_done() {
             self.inbuf.truncate(head_len);
-            self.inbuf.reserve(BODY_BUF);
             *pos = head_len;
+            if let BodyState::Remaining(left) = *body
+                && left >= SPLICE_MIN
+                && let Some(pipe) = Pipe::take()
+            {
+                // Only the body's bytes leave the client socket: what follows it (a
+                // pipelined request) is read as the next head.
+                let waits = (timeout, io_limit);
+                splice_body::<B>(Way::ToMember, &self.conn, be, pipe, left, x, waits).await?;
+                *body = BodyState::Done;
+                break;
+            }
+            self.inbuf.reserve(BODY_BUF);
             let buf = std::mem::take(&mut self.inbuf);
-            let (r, buf) = self
-                .conn
-                .read(buf, B::now() + epoch.shared.config.timeout)
-                .await;
+            let (r, buf) = self.conn.read(buf, B::now() + timeout).await;
             self.inbuf = buf;
             match r {
                 Ok(0) | Err(_) => return Err(Outcome::ClientGone),
@@ -345,7 +355,8 @@ impl<B: Backend> Client<B> {
             && let Some(pipe) = Pipe::take()
         {
             let waits = (io_limit, cfg.timeout);
-            if let Err(o) = splice_body::<B>(&self.conn, be, pipe, left, x, waits).await {
+            let way = Way::ToClient;
+            if let Err(o) = splice_body::<B>(way, be, &self.conn, pipe, left, x, waits).await {
                 return o;
             }
             // Bytes past the body never reached our buffer; the pool's liveness peek at the
@@ -399,57 +410,96 @@ fn body_read_error(e: &io::Error) -> Outcome {
     }
 }
 
-/// Streams the `left` bytes that remain of a body of known length from the member to the
-/// client through `pipe`, so they never pass through the proxy's memory (io/pipe.rs). `waits`:
-/// how long the member, then the client, may keep us waiting for each step. Err: the outcome
-/// when either side failed (the head is out by then: the client connection closes).
+/// Which way a spliced body goes; says what each side's failure means and which of the
+/// exchange's byte counts each step adds to.
+#[derive(Clone, Copy)]
+enum Way {
+    /// A response body: member to client. The head is out: a failure cuts the client connection.
+    ToClient,
+    /// A request body: client to member, before any response.
+    ToMember,
+}
+
+impl Way {
+    /// The source ended (`Ok(0)`) or failed before the body was whole.
+    fn source_failed(self, e: Option<&io::Error>) -> Outcome {
+        match (self, e) {
+            (Way::ToClient, None) => Outcome::Failed(502, CUT_MID_BODY),
+            (Way::ToClient, Some(e)) => body_read_error(e),
+            (Way::ToMember, _) => Outcome::ClientGone,
+        }
+    }
+
+    fn sink_failed(self) -> Outcome {
+        match self {
+            Way::ToClient => Outcome::ClientGone,
+            Way::ToMember => Outcome::Failed(502, "write to the member failed"),
+        }
+    }
+
+    fn count_in(self, x: &mut Exchange<'_>, n: u64) {
+        match self {
+            Way::ToClient => x.bytes_in_backend += n,
+            Way::ToMember => x.bytes_in += n,
+        }
+    }
+
+    fn count_out(self, x: &mut Exchange<'_>, n: u64) {
+        match self {
+            Way::ToClient => {
+                x.body_bytes += n;
+                x.bytes_out += n;
+            }
+            Way::ToMember => x.bytes_out_backend += n,
+        }
+    }
+}
+
+/// Streams the `left` bytes that remain of a body of known length from `src` to `dst` through
+/// `pipe`, so they never pass through the proxy's memory (io/pipe.rs). `waits`: how long the
+/// source, then the sink, may keep us waiting for each step. Err: the outcome when either side
+/// failed.
 async fn splice_body<B: Backend>(
-    client: &B::Conn,
-    member: &B::Conn,
+    way: Way,
+    src: &B::Conn,
+    dst: &B::Conn,
     mut pipe: Pipe,
     mut left: u64,
     x: &mut Exchange<'_>,
     waits: (Duration, Duration),
 ) -> Result<(), Outcome> {
-    let (_m, _c) = match (
-        NonBlocking::set(member.raw_fd()),
-        NonBlocking::set(client.raw_fd()),
+    let (_s, _d) = match (
+        NonBlocking::set(src.raw_fd()),
+        NonBlocking::set(dst.raw_fd()),
     ) {
-        (Ok(m), Ok(c)) => (m, c),
-        (Err(e), _) | (_, Err(e)) => return Err(body_read_error(&e)),
+        (Ok(s), Ok(d)) => (s, d),
+        (Err(e), _) | (_, Err(e)) => return Err(way.source_failed(Some(&e))),
     };
     while left > 0 {
-        match member.splice_in(&mut pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
-            Ok(0) => return Err(Outcome::Failed(502, CUT_MID_BODY)),
+        match src.splice_in(&mut pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
+            Ok(0) => return Err(way.source_failed(None)),
             Ok(n) => {
                 left -= n as u64;
-                x.bytes_in_backend += n as u64;
+                way.count_in(x, n as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match member.ready(Ready::Read, B::now() + waits.0).await {
+                match src.ready(Ready::Read, B::now() + waits.0).await {
                     Ok(()) => continue,
-                    Err(e) => return Err(body_read_error(&e)),
+                    Err(e) => return Err(way.source_failed(Some(&e))),
                 }
             }
-            Err(e) => return Err(body_read_error(&e)),
+            Err(e) => return Err(way.source_failed(Some(&e))),
         }
         while pipe.held() > 0 {
-            match client.splice_out(&mut pipe) {
-                Ok(0) => return Err(Outcome::ClientGone),
-                Ok(n) => {
-                    x.body_bytes += n as u64;
-                    x.bytes_out += n as u64;
-                }
+            match dst.splice_out(&mut pipe) {
+                Ok(0) => return Err(way.sink_failed()),
+                Ok(n) => way.count_out(x, n as u64),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if client
-                        .ready(Ready::Write, B::now() + waits.1)
-                        .await
-                        .is_err()
-                    {
-                        return Err(Outcome::ClientGone);
+                    if dst.ready(Ready::Write, B::now() + waits.1).await.is_err() {
+                        return Err(way.sink_failed());
                     }
                 }
-                Err(_) => return Err(Outcome::ClientGone),
+                Err(_) => return Err(way.sink_failed()),
             }
         }
         yield_now().await;

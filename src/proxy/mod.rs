@@ -31,8 +31,9 @@ const INITIAL_BUF: usize = 8 * 1024;
 /// Buffer size for streaming large bodies (bounded memory per connection): a 1 MiB body in 4
 /// reads and 4 writes; 256 KiB cost 27 % less CPU per 1 MiB response than 64 KiB (perf/README.md).
 const BODY_BUF: usize = 256 * 1024;
-/// A response body with at least this much left after the first read goes from member to
-/// client through a pipe (splice) instead of through `BODY_BUF` (io/pipe.rs).
+/// A body of known length with at least this much left after the first read (a response's,
+/// or a request's Content-Length body) goes through a pipe (splice) instead of through
+/// `BODY_BUF` (io/pipe.rs).
 const SPLICE_MIN: u64 = 64 * 1024;
 
 /// How long a closing client connection is drained after our response when it may still be
