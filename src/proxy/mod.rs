@@ -76,6 +76,24 @@ pub(crate) struct Exchange<'e> {
     failed_picks: Vec<Pick<'e>>,
 }
 
+/// A sticky session's route, copied out of the client buffer (which the exchange needs
+/// mutably). A route can match a member only if shorter than 64 bytes (httpd's limit on
+/// route=), so a longer one is not kept.
+struct StickyRoute<'e> {
+    name: &'e str,
+    route: [u8; 64],
+    len: usize,
+}
+
+impl StickyRoute<'_> {
+    fn get(&self) -> Sticky<'_> {
+        Sticky {
+            name: self.name,
+            route: &self.route[..self.len],
+        }
+    }
+}
+
 pub(crate) struct Client<B: Backend> {
     conn: B::Conn,
     peer: SocketAddr,
@@ -397,6 +415,41 @@ impl<B: Backend> Client<B> {
         }
     }
 
+    /// The route this request's sticky session names, if the balancer has a stickysession;
+    /// without one, the request's cookies are not looked at.
+    fn sticky_route<'e>(&self, bal: &'e crate::balance::Balancer) -> Option<StickyRoute<'e>> {
+        let spec = bal.spec().sticky.as_ref()?;
+        let mut cookies: [&[u8]; 8] = [&[]; 8];
+        let mut n = 0;
+        for f in self
+            .req
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Cookie)
+            .take(8)
+        {
+            cookies[n] = f.value.get(&self.inbuf);
+            n += 1;
+        }
+        let s = bal.sticky_route(self.req.target.get(&self.inbuf), &cookies[..n])?;
+        let mut route = [0u8; 64];
+        if s.route.len() >= route.len() {
+            return None;
+        }
+        route[..s.route.len()].copy_from_slice(s.route);
+        // The same name, borrowed from the balancer rather than the request.
+        let name = if s.name == spec.cookie {
+            spec.cookie.as_str()
+        } else {
+            spec.url_param.as_str()
+        };
+        Some(StickyRoute {
+            name,
+            route,
+            len: s.route.len(),
+        })
+    }
+
     /// Balance, check out, forward, relay; with failover to another member on connect errors.
     async fn proxy<'e>(
         &mut self,
@@ -411,43 +464,8 @@ impl<B: Backend> Client<B> {
         if bal.spec().denied {
             return self.local_response(shard, epoch, x, 403, None).await;
         }
-        let mut cookies: [&[u8]; 8] = [&[]; 8];
-        let mut n = 0;
-        for f in self
-            .req
-            .fields
-            .iter()
-            .filter(|f| f.kind == FieldKind::Cookie)
-            .take(8)
-        {
-            cookies[n] = f.value.get(&self.inbuf);
-            n += 1;
-        }
-        // The route is copied out of the client buffer, which the exchange needs mutably. A
-        // route can match a member only if shorter than 64 bytes (httpd's limit on route=).
-        let mut route = [0u8; 64];
-        let sticky = match bal.sticky_route(self.req.target.get(&self.inbuf), &cookies[..n]) {
-            Some(s) if s.route.len() < route.len() => {
-                route[..s.route.len()].copy_from_slice(s.route);
-                // The same name, borrowed from the balancer rather than the request.
-                let spec = bal
-                    .spec()
-                    .sticky
-                    .as_ref()
-                    .expect("a sticky route implies stickysession");
-                let name = if s.name == spec.cookie {
-                    spec.cookie.as_str()
-                } else {
-                    spec.url_param.as_str()
-                };
-                Some((name, s.route.len()))
-            }
-            _ => None,
-        };
-        let sticky = sticky.map(|(name, len)| Sticky {
-            name,
-            route: &route[..len],
-        });
+        let sticky_route = self.sticky_route(bal);
+        let sticky = sticky_route.as_ref().map(StickyRoute::get);
         let mut exclude = 0u64;
         let mut attempts = 0u32;
         let max_attempts = bal.max_attempts();
