@@ -2,7 +2,8 @@
 //! backend. Responses, member to client: the bytes arrive intact and in order (also to a client
 //! that reads slowly), the member connection is reused after them, and a member that closes or
 //! stalls mid-body cuts the client connection without a second response. Requests, client to
-//! member: the body arrives intact, a request pipelined behind it is served, a client stalling
+//! member: the body arrives intact, a request pipelined behind it is served, a body held back
+//! for 100-continue goes after the member's 100 or after the wait for it, a client stalling
 //! mid-body is dropped at Timeout, and a member closing mid-body gets the client a 502.
 
 mod common;
@@ -22,8 +23,8 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 /// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines before the
-/// ProxyPass), and a client connection that has sent `GET path`.
-fn proxied_get(tag: &str, io: &str, extra: &str, port: u16, path: &str) -> (Proxy, TcpStream) {
+/// ProxyPass), and a client connection that has sent `raw`.
+fn proxied(tag: &str, io: &str, extra: &str, port: u16, raw: &[u8]) -> (Proxy, TcpStream) {
     let p = start_proxy(
         &format!("{tag}-{io}"),
         &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
@@ -31,9 +32,51 @@ fn proxied_get(tag: &str, io: &str, extra: &str, port: u16, path: &str) -> (Prox
     );
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
-    let get = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
-    s.write_all(get.as_bytes()).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).unwrap();
     (p, s)
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").into_bytes()
+}
+
+/// The head of `POST path` with a `len`-byte body and `extra` header lines, then the body's
+/// first `sent` bytes.
+fn upload_start(path: &str, len: usize, sent: usize, extra: &str) -> Vec<u8> {
+    let mut raw =
+        format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {len}\r\n{extra}\r\n")
+            .into_bytes();
+    raw.extend_from_slice(&pattern(len)[..sent]);
+    raw
+}
+
+/// Reads until the proxy closes the connection (bounded by the read timeout); what came, and
+/// whether it was a close (a reset counts: the proxy closes with unread bytes of ours).
+fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, e.kind() == std::io::ErrorKind::ConnectionReset),
+        }
+    }
+}
+
+/// Pipes the process holds beyond its standard streams: a shard keeps the pipes of finished
+/// splices for the next body, and nothing else in the proxy makes one.
+fn pipes_held(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd: u32 = e.file_name().to_str()?.parse().ok()?;
+            let to = std::fs::read_link(e.path()).ok()?;
+            (fd > 2 && to.to_str()?.starts_with("pipe:")).then_some(())
+        })
+        .count()
 }
 
 /// A member that answers every request on a connection with `pattern(BIG)`.
@@ -60,6 +103,7 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
             &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
             1,
         );
+        let pipes_before = pipes_held(p.proc.pid());
         let mut c = Client::connect(p.port);
         for i in 0..3 {
             let r = c.get("/", "");
@@ -74,6 +118,11 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
             1,
             "{io}: one member connection carries all three responses"
         );
+        assert_eq!(
+            pipes_held(p.proc.pid()),
+            pipes_before + 2,
+            "{io}: the bodies went through one pipe, kept for the next"
+        );
     }
 }
 
@@ -84,7 +133,7 @@ fn a_slow_client_gets_the_whole_body() {
     let o = big_body_origin();
     let want = pattern(BIG);
     for io in BACKENDS {
-        let (_p, mut s) = proxied_get("splice-slow", io, "", o.port, "/");
+        let (_p, mut s) = proxied("splice-slow", io, "", o.port, &get("/"));
         let mut got = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let until = Instant::now() + Duration::from_secs(20);
@@ -115,24 +164,17 @@ fn a_member_stalling_mid_body_cuts_the_client_connection_at_its_timeout() {
         std::thread::sleep(Duration::from_secs(4));
     });
     for io in BACKENDS {
-        let (_p, mut s) = proxied_get("splice-stall", io, "ProxyTimeout 1\n", o.port, "/stall");
+        let extra = "ProxyTimeout 1\n";
+        let (_p, mut s) = proxied("splice-stall", io, extra, o.port, &get("/stall"));
         let t0 = Instant::now();
-        let mut n = 0;
-        let mut buf = vec![0u8; 64 * 1024];
-        let closed = loop {
-            match s.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(k) => n += k,
-                Err(_) => break false,
-            }
-        };
+        let (got, closed) = read_until_close(&mut s);
         let took = t0.elapsed();
         assert!(closed, "{io}: the client connection stayed open");
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(3),
             "{io}: cut after {took:?}"
         );
-        assert!(n < 1048576, "{io}: {n} bytes");
+        assert!(got.len() < 1048576, "{io}: {} bytes", got.len());
     }
 }
 
@@ -152,17 +194,9 @@ fn a_member_closing_mid_body_cuts_the_client_connection() {
         // Then the connection closes, 724 KiB short.
     });
     for io in BACKENDS {
-        let (p, mut s) = proxied_get("splice-short", io, "", o.port, "/short");
+        let (p, mut s) = proxied("splice-short", io, "", o.port, &get("/short"));
         let t0 = Instant::now();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let closed = loop {
-            match s.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(_) => break false,
-            }
-        };
+        let (got, closed) = read_until_close(&mut s);
         assert!(
             closed,
             "{io}: client connection left open after a truncated body"
@@ -186,25 +220,58 @@ fn a_member_closing_mid_body_cuts_the_client_connection() {
     }
 }
 
-/// A member that answers each request with whether its body is `pattern(len)`.
+/// A member that answers each request with whether its body is `pattern(len)`; for a request
+/// with `Expect: 100-continue` to a path holding "continue" it sends a 100 first.
 fn upload_checking_origin() -> ScriptedOrigin {
-    common::http_origin(|head, body| {
-        if head.starts_with(b"GET ") {
-            return common::ok("after");
+    ScriptedOrigin::start(|s, got| {
+        loop {
+            let start = got.len();
+            if !common::read_head(s, got) {
+                return;
+            }
+            let end = start
+                + got[start..]
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap()
+                + 4;
+            let head = String::from_utf8_lossy(&got[start..end]).to_ascii_lowercase();
+            if head.starts_with("get ") {
+                got.truncate(end);
+                if s.write_all(&common::ok("after")).is_err() {
+                    return;
+                }
+                continue;
+            }
+            if head.contains("continue ") && head.contains("\r\nexpect: 100-continue\r\n") {
+                let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            let mut buf = vec![0u8; 256 * 1024];
+            while got.len() < end + len {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let intact = got[end..end + len] == pattern(len)[..];
+            let verdict = if intact { "intact" } else { "damaged" };
+            got.truncate(end + len);
+            if s.write_all(&common::ok(&format!("{verdict} {len}")))
+                .is_err()
+            {
+                return;
+            }
         }
-        let intact = body == pattern(body.len()).as_slice();
-        common::ok(&format!(
-            "{} {}",
-            if intact { "intact" } else { "damaged" },
-            body.len()
-        ))
     })
 }
 
 #[test]
 fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
     let o = upload_checking_origin();
-    let body = pattern(BIG);
     for io in BACKENDS {
         let before = o.connections();
         let p = start_proxy(
@@ -212,12 +279,13 @@ fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
             &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
             1,
         );
+        let pipes_before = pipes_held(p.proc.pid());
         let mut c = Client::connect(p.port);
+        c.s.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         for i in 0..2 {
-            let mut raw = format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {BIG}\r\n\r\n")
-                .into_bytes();
-            raw.extend_from_slice(&body);
-            raw.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+            let mut raw = upload_start("/up", BIG, BIG, "");
+            raw.extend_from_slice(&get("/after"));
             c.send(&raw);
             let r = c.read_response(false).expect("the upload's response");
             assert_eq!(r.text(), format!("intact {BIG}"), "{io} #{i}");
@@ -230,6 +298,11 @@ fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
             o.connections() - before,
             1,
             "{io}: one member connection carries all four requests"
+        );
+        assert_eq!(
+            pipes_held(p.proc.pid()),
+            pipes_before + 2,
+            "{io}: the bodies went through one pipe, kept for the next"
         );
         // %I counts the spliced body with the head.
         let lines = p.access_lines(4);
@@ -246,43 +319,76 @@ fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
     }
 }
 
-/// A request head for a 1 MiB upload and its first 300 KiB, sent on a fresh connection to
-/// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines).
-fn stalled_upload(tag: &str, io: &str, extra: &str, port: u16) -> (Proxy, TcpStream) {
-    let p = start_proxy(
-        &format!("{tag}-{io}"),
-        &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
-        1,
-    );
-    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
-    let mut raw = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n".to_vec();
-    raw.extend_from_slice(&pattern(300 * 1024));
-    s.write_all(&raw).unwrap();
-    (p, s)
+/// Reads one interim or final response head from `s`.
+fn read_head_text(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") && s.read(&mut b).is_ok_and(|n| n == 1) {
+        got.push(b[0]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
-/// Reads until the proxy closes the connection (bounded by the read timeout); what came, and
-/// whether it was a close.
-fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(_) => return (got, false),
+/// Reads a final response with a Content-Length body; its head and body as text.
+fn read_response_text(s: &mut TcpStream) -> (String, String) {
+    let head = read_head_text(s);
+    let len: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let mut body = vec![0u8; len];
+    let _ = s.read_exact(&mut body);
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A body held back for `Expect: 100-continue`, large enough to splice. When the member sends
+/// its 100, the client gets it and sends the body slowly, for longer than ProxyTimeout: the
+/// wait for the final response starts when the body is out, not when the head went. When the
+/// member sends none, the body goes after the proxy's own wait for it.
+#[test]
+fn an_upload_held_for_100_continue_goes_after_the_100_or_the_wait() {
+    let o = upload_checking_origin();
+    let expect = "Expect: 100-continue\r\n";
+    let body = pattern(BIG);
+    let want = format!("intact {BIG}");
+    for io in BACKENDS {
+        let raw = upload_start("/continue", BIG, 0, expect);
+        let (_p, mut s) = proxied("splice-up-100", io, "ProxyTimeout 1\n", o.port, &raw);
+        let head = read_head_text(&mut s);
+        assert!(head.starts_with("HTTP/1.1 100 "), "{io}: {head:?}");
+        for part in body.chunks(BIG / 6) {
+            s.write_all(part).unwrap();
+            std::thread::sleep(Duration::from_millis(250));
         }
+        let (head, text) = read_response_text(&mut s);
+        assert!(
+            head.starts_with("HTTP/1.1 200 "),
+            "{io} after the 100: {head:?}"
+        );
+        assert_eq!(text, want, "{io} after the 100");
+
+        let raw = upload_start("/up", BIG, 0, expect);
+        let (_p, mut s) = proxied("splice-up-wait", io, "", o.port, &raw);
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&body).unwrap();
+        let (head, text) = read_response_text(&mut s);
+        assert!(
+            head.starts_with("HTTP/1.1 200 "),
+            "{io} without a 100: {head:?}"
+        );
+        assert_eq!(text, want, "{io} without a 100");
     }
 }
 
-/// A client that stops sending mid-body for longer than Timeout is dropped at about that time;
-/// the member never sees a whole body, and the proxy serves on.
+/// A client that stops sending mid-body for longer than Timeout is dropped at about that time,
+/// without a response; the member never sees a whole body, and the proxy serves on.
 #[test]
 fn a_client_stalling_mid_upload_is_dropped_at_its_timeout() {
     let o = upload_checking_origin();
     for io in BACKENDS {
-        let (p, mut s) = stalled_upload("splice-up-stall", io, "Timeout 1\n", o.port);
+        let raw = upload_start("/up", 1 << 20, 300 * 1024, "");
+        let (p, mut s) = proxied("splice-up-stall", io, "Timeout 1\n", o.port, &raw);
         let t0 = Instant::now();
         let (got, closed) = read_until_close(&mut s);
         let took = t0.elapsed();
@@ -291,16 +397,14 @@ fn a_client_stalling_mid_upload_is_dropped_at_its_timeout() {
             took >= Duration::from_millis(900) && took < Duration::from_secs(4),
             "{io}: dropped after {took:?}"
         );
-        assert!(
-            !String::from_utf8_lossy(&got).contains("intact"),
-            "{io}: the member answered a partial body"
-        );
+        assert!(got.is_empty(), "{io}: {:?}", String::from_utf8_lossy(&got));
         let mut c = Client::connect(p.port);
         assert_eq!(c.get("/", "").text(), "after", "{io}: the proxy serves on");
     }
 }
 
-/// A member that closes mid-body: the client gets a 502 and the connection closes.
+/// A member that closes with most of a 16 MiB body unread (more than socket buffers take in):
+/// the write to it fails, the client gets a 502 and the connection closes.
 #[test]
 fn a_member_closing_mid_upload_gets_the_client_a_502() {
     let o = ScriptedOrigin::start(|s, got| {
@@ -317,17 +421,24 @@ fn a_member_closing_mid_upload_gets_the_client_a_502() {
         }
         // Then the connection closes with the rest of the body unread (a reset).
     });
+    const LEN: usize = 16 << 20;
     for io in BACKENDS {
-        let (_p, mut s) = stalled_upload("splice-up-cut", io, "", o.port);
+        let raw = upload_start("/up", LEN, 300 * 1024, "");
+        let (p, mut s) = proxied("splice-up-cut", io, "", o.port, &raw);
         // The rest of the body, while the proxy may already have given up on it.
         let mut w = s.try_clone().unwrap();
         let writer = std::thread::spawn(move || {
-            let _ = w.write_all(&pattern(1048576)[300 * 1024..]);
+            let _ = w.write_all(&pattern(LEN)[300 * 1024..]);
         });
         let (got, closed) = read_until_close(&mut s);
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 502 "), "{io}: {text:?}");
         assert!(closed, "{io}: the client connection stayed open");
         writer.join().unwrap();
+        assert!(
+            p.error_log().contains("write to the member failed"),
+            "{io}: {}",
+            p.error_log()
+        );
     }
 }

@@ -338,7 +338,7 @@ fn time_tokens_and_fractions() {
 /// the next, still give each format's own text for the record's second.
 #[test]
 fn time_caches_per_thread_and_item() {
-    let formats: Vec<(LogFormat, String)> = (0..40)
+    let formats: Vec<(LogFormat, String)> = (0..80)
         .map(|i| {
             let fmt = format!("{i}:%{{%H:%M:%S}}t");
             (LogFormat::compile(&fmt).unwrap(), format!("{i}:"))

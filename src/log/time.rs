@@ -56,8 +56,10 @@ fn new_cache_id() -> u64 {
     NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Entries a thread keeps; past this the oldest goes (formats dropped by a reload).
-const CACHES_PER_THREAD: usize = 16;
+/// Entries a thread keeps (a config with more `%t` items than this formats some of them anew
+/// per line). Past it, the entry refreshed longest ago is reused: that of a format a reload
+/// dropped, which no line renders any more.
+const CACHES_PER_THREAD: usize = 64;
 
 thread_local! {
     static CACHES: RefCell<Vec<Cache>> = const { RefCell::new(Vec::new()) };
@@ -150,16 +152,21 @@ fn cached(id: u64, sec: i64, out: &mut Vec<u8>, fill: impl Fn(&mut Vec<u8>)) {
     CACHES.with_borrow_mut(|caches| {
         let i = match caches.iter().position(|c| c.id == id) {
             Some(i) => i,
-            None => {
-                if caches.len() == CACHES_PER_THREAD {
-                    caches.remove(0);
-                }
+            None if caches.len() < CACHES_PER_THREAD => {
                 caches.push(Cache {
                     id,
                     sec: i64::MIN,
                     buf: Vec::with_capacity(64),
                 });
                 caches.len() - 1
+            }
+            None => {
+                let i = (0..caches.len())
+                    .min_by_key(|&i| caches[i].sec)
+                    .unwrap_or(0);
+                caches[i].id = id;
+                caches[i].sec = i64::MIN;
+                i
             }
         };
         let c = &mut caches[i];

@@ -103,8 +103,9 @@ impl<B: Backend> Client<B> {
         // A whole request (the usual case) goes out with the first read of its response, which
         // the backend may submit as one linked pair.
         let mut first_read = None;
-        // One deadline for the whole head, so interim responses cannot stretch it.
-        let head_deadline;
+        // One deadline for the whole head, so interim responses cannot stretch it (it starts
+        // again once a body held back for 100-continue has gone out).
+        let mut head_deadline;
         if body.is_done() && !expect {
             x.next = pos;
             head_deadline = B::now() + io_limit;
@@ -177,6 +178,7 @@ impl<B: Backend> Client<B> {
                             {
                                 return o;
                             }
+                            head_deadline = B::now() + io_limit;
                         }
                         continue;
                     }
@@ -217,6 +219,7 @@ impl<B: Backend> Client<B> {
                 {
                     return o;
                 }
+                head_deadline = B::now() + io_limit;
                 continue;
             }
             match r {
@@ -416,7 +419,7 @@ fn body_read_error(e: &io::Error) -> Outcome {
 enum Way {
     /// A response body: member to client. The head is out: a failure cuts the client connection.
     ToClient,
-    /// A request body: client to member, before any response.
+    /// A request body: client to member, before the final response (a 100 may be out).
     ToMember,
 }
 
@@ -464,19 +467,29 @@ async fn splice_body<B: Backend>(
     src: &B::Conn,
     dst: &B::Conn,
     mut pipe: Pipe,
+    left: u64,
+    x: &mut Exchange<'_>,
+    waits: (Duration, Duration),
+) -> Result<(), Outcome> {
+    let _s = NonBlocking::set(src.raw_fd()).map_err(|e| way.source_failed(Some(&e)))?;
+    let _d = NonBlocking::set(dst.raw_fd()).map_err(|_| way.sink_failed())?;
+    let moved = splice_all::<B>(way, src, dst, &mut pipe, left, x, waits).await;
+    // An emptied pipe serves the next body, also after a failure; one with bytes left is closed.
+    pipe.give_back();
+    moved
+}
+
+async fn splice_all<B: Backend>(
+    way: Way,
+    src: &B::Conn,
+    dst: &B::Conn,
+    pipe: &mut Pipe,
     mut left: u64,
     x: &mut Exchange<'_>,
     waits: (Duration, Duration),
 ) -> Result<(), Outcome> {
-    let (_s, _d) = match (
-        NonBlocking::set(src.raw_fd()),
-        NonBlocking::set(dst.raw_fd()),
-    ) {
-        (Ok(s), Ok(d)) => (s, d),
-        (Err(e), _) | (_, Err(e)) => return Err(way.source_failed(Some(&e))),
-    };
     while left > 0 {
-        match src.splice_in(&mut pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
+        match src.splice_in(pipe, usize::try_from(left).unwrap_or(usize::MAX)) {
             Ok(0) => return Err(way.source_failed(None)),
             Ok(n) => {
                 left -= n as u64;
@@ -491,7 +504,7 @@ async fn splice_body<B: Backend>(
             Err(e) => return Err(way.source_failed(Some(&e))),
         }
         while pipe.held() > 0 {
-            match dst.splice_out(&mut pipe) {
+            match dst.splice_out(pipe) {
                 Ok(0) => return Err(way.sink_failed()),
                 Ok(n) => way.count_out(x, n as u64),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -504,6 +517,5 @@ async fn splice_body<B: Backend>(
         }
         yield_now().await;
     }
-    pipe.give_back();
     Ok(())
 }

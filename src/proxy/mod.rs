@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::balance::{NoMember, Pick, Sticky, now_ms};
+use crate::balance::{Balancer, NoMember, Pick, Sticky, now_ms};
 use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
@@ -366,7 +366,7 @@ impl<B: Backend> Client<B> {
     fn disable_member(
         &self,
         shard: &Shard<B>,
-        bal: &crate::balance::Balancer,
+        bal: &Balancer,
         m: usize,
         msg: &str,
         exclude: &mut u64,
@@ -417,7 +417,7 @@ impl<B: Backend> Client<B> {
 
     /// The route this request's sticky session names, if the balancer has a stickysession;
     /// without one, the request's cookies are not looked at.
-    fn sticky_route<'e>(&self, bal: &'e crate::balance::Balancer) -> Option<StickyRoute<'e>> {
+    fn sticky_route<'e>(&self, bal: &'e Balancer) -> Option<StickyRoute<'e>> {
         let spec = bal.spec().sticky.as_ref()?;
         let mut cookies: [&[u8]; 8] = [&[]; 8];
         let mut n = 0;
