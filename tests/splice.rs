@@ -23,13 +23,18 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 /// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines before the
-/// ProxyPass), and a client connection that has sent `raw`.
-fn proxied(tag: &str, io: &str, extra: &str, port: u16, raw: &[u8]) -> (Proxy, TcpStream) {
-    let p = start_proxy(
+/// ProxyPass).
+fn proxy_to(tag: &str, io: &str, extra: &str, port: u16) -> Proxy {
+    start_proxy(
         &format!("{tag}-{io}"),
         &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
         1,
-    );
+    )
+}
+
+/// `proxy_to`, and a client connection that has sent `raw`.
+fn proxied(tag: &str, io: &str, extra: &str, port: u16, raw: &[u8]) -> (Proxy, TcpStream) {
+    let p = proxy_to(tag, io, extra, port);
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -79,6 +84,27 @@ fn pipes_held(pid: i32) -> usize {
         .count()
 }
 
+/// After a run of spliced bodies: one member connection carried every request, and the bodies
+/// went through one pipe, which the shard keeps for the next body.
+fn assert_one_connection_and_pipe(
+    io: &str,
+    o: &ScriptedOrigin,
+    conns_before: usize,
+    p: &Proxy,
+    pipes_before: usize,
+) {
+    assert_eq!(
+        o.connections() - conns_before,
+        1,
+        "{io}: one member connection carries every request"
+    );
+    assert_eq!(
+        pipes_held(p.proc.pid()),
+        pipes_before + 2,
+        "{io}: the bodies went through one pipe, kept for the next"
+    );
+}
+
 /// A member that answers every request on a connection with `pattern(BIG)`.
 fn big_body_origin() -> ScriptedOrigin {
     ScriptedOrigin::start(|s, got| {
@@ -98,11 +124,7 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
     let want = pattern(BIG);
     for io in BACKENDS {
         let before = o.connections();
-        let p = start_proxy(
-            &format!("splice-{io}"),
-            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
-            1,
-        );
+        let p = proxy_to("splice", io, "", o.port);
         let pipes_before = pipes_held(p.proc.pid());
         let mut c = Client::connect(p.port);
         for i in 0..3 {
@@ -113,16 +135,7 @@ fn large_bodies_arrive_intact_and_the_member_connection_is_reused() {
                 "{io} #{i}: the body differs from the member's"
             );
         }
-        assert_eq!(
-            o.connections() - before,
-            1,
-            "{io}: one member connection carries all three responses"
-        );
-        assert_eq!(
-            pipes_held(p.proc.pid()),
-            pipes_before + 2,
-            "{io}: the bodies went through one pipe, kept for the next"
-        );
+        assert_one_connection_and_pipe(io, &o, before, &p, pipes_before);
     }
 }
 
@@ -220,53 +233,25 @@ fn a_member_closing_mid_body_cuts_the_client_connection() {
     }
 }
 
-/// A member that answers each request with whether its body is `pattern(len)`; for a request
-/// with `Expect: 100-continue` to a path holding "continue" it sends a 100 first.
+/// A member that answers each request with whether its body is `pattern(len)` (a GET with
+/// "after"); for a request with `Expect: 100-continue` to a path holding "continue" it sends a
+/// 100 first.
 fn upload_checking_origin() -> ScriptedOrigin {
-    ScriptedOrigin::start(|s, got| {
-        loop {
-            let start = got.len();
-            if !common::read_head(s, got) {
-                return;
+    common::http_origin_with_interim(
+        |head| {
+            let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+            (head.contains("continue ") && head.contains("\r\nexpect: 100-continue\r\n"))
+                .then(|| b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+        },
+        |head, body| {
+            if head.starts_with(b"GET ") {
+                return common::ok("after");
             }
-            let end = start
-                + got[start..]
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .unwrap()
-                + 4;
-            let head = String::from_utf8_lossy(&got[start..end]).to_ascii_lowercase();
-            if head.starts_with("get ") {
-                got.truncate(end);
-                if s.write_all(&common::ok("after")).is_err() {
-                    return;
-                }
-                continue;
-            }
-            if head.contains("continue ") && head.contains("\r\nexpect: 100-continue\r\n") {
-                let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            let mut buf = vec![0u8; 256 * 1024];
-            while got.len() < end + len {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let intact = got[end..end + len] == pattern(len)[..];
+            let intact = body == pattern(body.len()).as_slice();
             let verdict = if intact { "intact" } else { "damaged" };
-            got.truncate(end + len);
-            if s.write_all(&common::ok(&format!("{verdict} {len}")))
-                .is_err()
-            {
-                return;
-            }
-        }
-    })
+            common::ok(&format!("{verdict} {}", body.len()))
+        },
+    )
 }
 
 #[test]
@@ -274,11 +259,7 @@ fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
     let o = upload_checking_origin();
     for io in BACKENDS {
         let before = o.connections();
-        let p = start_proxy(
-            &format!("splice-up-{io}"),
-            &format!("IoBackend {io}\nProxyPass / http://127.0.0.1:{}/\n", o.port),
-            1,
-        );
+        let p = proxy_to("splice-up", io, "", o.port);
         let pipes_before = pipes_held(p.proc.pid());
         let mut c = Client::connect(p.port);
         c.s.set_write_timeout(Some(Duration::from_secs(10)))
@@ -294,16 +275,7 @@ fn uploads_arrive_intact_and_a_request_pipelined_behind_one_is_served() {
                 .expect("the pipelined GET's response");
             assert_eq!(r.text(), "after", "{io} #{i}");
         }
-        assert_eq!(
-            o.connections() - before,
-            1,
-            "{io}: one member connection carries all four requests"
-        );
-        assert_eq!(
-            pipes_held(p.proc.pid()),
-            pipes_before + 2,
-            "{io}: the bodies went through one pipe, kept for the next"
-        );
+        assert_one_connection_and_pipe(io, &o, before, &p, pipes_before);
         // %I counts the spliced body with the head.
         let lines = p.access_lines(4);
         let post = lines

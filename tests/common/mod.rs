@@ -502,6 +502,16 @@ pub fn http_origin<F>(respond: F) -> ScriptedOrigin
 where
     F: Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync + 'static,
 {
+    http_origin_with_interim(|_| None, respond)
+}
+
+/// `http_origin` that first sends what `interim(head)` returns (a 100 Continue, say), if
+/// anything, before it reads the request body.
+pub fn http_origin_with_interim<I, F>(interim: I, respond: F) -> ScriptedOrigin
+where
+    I: Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static,
+    F: Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync + 'static,
+{
     let requests: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = requests.clone();
     let mut o = ScriptedOrigin::start(move |s, got| {
@@ -525,6 +535,11 @@ where
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if let Some(first) = interim(&head)
+                && s.write_all(&first).is_err()
+            {
+                return;
+            }
             let mut b = [0u8; 65536];
             while got.len() < end + cl {
                 match s.read(&mut b) {
