@@ -236,8 +236,10 @@ def checks(cell, hap, smallest):
     factor = 0.6 if cell["body"] == 27 else 1.0
     if hap and hap["summary"]["reps_ok"]:
         limit = factor * median(hap, "proxy_cpu_us_per_req")
+        pairs = ", ".join(f"{r:.2f}" for r in paired_ratios(cell, hap, "proxy_cpu_us_per_req"))
         out.append((cpu <= limit, f"proxy CPU {num(cpu)} µs/req ≤ {factor:g} × HAProxy's "
-                                  f"{num(median(hap, 'proxy_cpu_us_per_req'))} = {num(limit)}"))
+                                  f"{num(median(hap, 'proxy_cpu_us_per_req'))} = {num(limit)} "
+                                  f"(ratio per repetition: {pairs})"))
         if cell["conns"] == 50:
             p99, hp99 = median(cell, "p99_us"), median(hap, "p99_us")
             out.append((p99 <= hp99, f"p99 {ms(p99)} ms ≤ HAProxy's {ms(hp99)} ms"))
@@ -251,6 +253,15 @@ def checks(cell, hap, smallest):
         out.append((opened <= bound(cell), f"backend connections opened {opened:.0f} ≤ "
                                            f"{cell['workers']} × {cell['conns']} = {bound(cell)}"))
     return out
+
+
+def paired_ratios(cell, other, key):
+    """cell's figure over other's, repetition by repetition. The two runs of a repetition are
+    within about 20 s of each other, so the host's speed, which drifts over minutes, moves these
+    less than it moves the ratio of the medians."""
+    mine = {r["rep"]: r.get(key) for r in cell["reps"]}
+    theirs = {r["rep"]: r.get(key) for r in other["reps"]}
+    return [mine[k] / theirs[k] for k in sorted(mine) if mine[k] and theirs.get(k)]
 
 
 # ---- notes ----
