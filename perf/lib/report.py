@@ -257,8 +257,8 @@ def checks(cell, hap, smallest):
 
 def paired_ratios(cell, other, key):
     """cell's figure over other's, repetition by repetition. The two runs of a repetition are
-    within about 20 s of each other, so the host's speed, which drifts over minutes, moves these
-    less than it moves the ratio of the medians."""
+    within about 20 s of each other, so a drift of the host's speed slower than that moves these
+    less than the ratio of the medians; their spread shows how much faster drift there was."""
     mine = {r["rep"]: r.get(key) for r in cell["reps"]}
     theirs = {r["rep"]: r.get(key) for r in other["reps"]}
     return [mine[k] / theirs[k] for k in sorted(mine) if mine[k] and theirs.get(k)]
