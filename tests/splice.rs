@@ -70,8 +70,9 @@ fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
     }
 }
 
-/// Pipes the process holds beyond its standard streams: a shard keeps the pipes of finished
-/// splices for the next body, and nothing else in the proxy makes one.
+/// Pipes the process holds beyond its standard streams. Serving requests makes none except
+/// for splicing, and a shard keeps the pipe of a finished splice for the next body, so the
+/// count before and after a run of bodies tells whether they were spliced.
 fn pipes_held(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
