@@ -70,6 +70,20 @@ fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
     }
 }
 
+/// Reads until the proxy closes the connection, which must come at a 1 s timeout: after 0.9 s
+/// and before `latest`. Returns what came before the close.
+fn closed_at_timeout(io: &str, s: &mut TcpStream, latest: Duration) -> Vec<u8> {
+    let t0 = Instant::now();
+    let (got, closed) = read_until_close(s);
+    let took = t0.elapsed();
+    assert!(closed, "{io}: the client connection stayed open");
+    assert!(
+        took >= Duration::from_millis(900) && took < latest,
+        "{io}: closed after {took:?}"
+    );
+    got
+}
+
 /// Pipes the process holds beyond its standard streams. Serving requests makes none except
 /// for splicing, and a shard keeps the pipe of a finished splice for the next body, so the
 /// count before and after a run of bodies tells whether they were spliced.
@@ -180,14 +194,7 @@ fn a_member_stalling_mid_body_cuts_the_client_connection_at_its_timeout() {
     for io in BACKENDS {
         let extra = "ProxyTimeout 1\n";
         let (_p, mut s) = proxied("splice-stall", io, extra, o.port, &get("/stall"));
-        let t0 = Instant::now();
-        let (got, closed) = read_until_close(&mut s);
-        let took = t0.elapsed();
-        assert!(closed, "{io}: the client connection stayed open");
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-            "{io}: cut after {took:?}"
-        );
+        let got = closed_at_timeout(io, &mut s, Duration::from_secs(3));
         assert!(got.len() < 1048576, "{io}: {} bytes", got.len());
     }
 }
@@ -362,14 +369,7 @@ fn a_client_stalling_mid_upload_is_dropped_at_its_timeout() {
     for io in BACKENDS {
         let raw = upload_start("/up", 1 << 20, 300 * 1024, "");
         let (p, mut s) = proxied("splice-up-stall", io, "Timeout 1\n", o.port, &raw);
-        let t0 = Instant::now();
-        let (got, closed) = read_until_close(&mut s);
-        let took = t0.elapsed();
-        assert!(closed, "{io}: the client connection stayed open");
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
-            "{io}: dropped after {took:?}"
-        );
+        let got = closed_at_timeout(io, &mut s, Duration::from_secs(4));
         assert!(got.is_empty(), "{io}: {:?}", String::from_utf8_lossy(&got));
         let mut c = Client::connect(p.port);
         assert_eq!(c.get("/", "").text(), "after", "{io}: the proxy serves on");

@@ -98,7 +98,7 @@ impl<B: Backend> Client<B> {
         let write_failed = if replayable {
             Outcome::Stale
         } else {
-            Outcome::Failed(502, "write to the member failed")
+            Way::ToMember.sink_failed()
         };
         // A whole request (the usual case) goes out with the first read of its response, which
         // the backend may submit as one linked pair.
@@ -283,7 +283,8 @@ impl<B: Backend> Client<B> {
             let (r, buf) = self.conn.read(buf, B::now() + timeout).await;
             self.inbuf = buf;
             match r {
-                Ok(0) | Err(_) => return Err(Outcome::ClientGone),
+                Ok(0) => return Err(Way::ToMember.source_failed(None)),
+                Err(e) => return Err(Way::ToMember.source_failed(Some(&e))),
                 Ok(_) => {}
             }
             match body.take(&mut self.g, head_len, &self.inbuf[head_len..], Src::Input) {
@@ -296,7 +297,7 @@ impl<B: Backend> Client<B> {
                 .await
                 .is_err()
             {
-                return Err(Outcome::Failed(502, "write to the member failed"));
+                return Err(Way::ToMember.sink_failed());
             }
         }
         x.next = *pos;
@@ -374,9 +375,9 @@ impl<B: Backend> Client<B> {
             self.bbuf = buf;
             match r {
                 Ok(0) if matches!(rbody, RespBody::UntilClose) => break,
-                Ok(0) => return Outcome::Failed(502, CUT_MID_BODY),
+                Ok(0) => return Way::ToClient.source_failed(None),
                 Ok(n) => x.bytes_in_backend += n as u64,
-                Err(e) => return body_read_error(&e),
+                Err(e) => return Way::ToClient.source_failed(Some(&e)),
             }
             consumed = match rbody.take(&mut self.g, &self.bbuf, resp_head) {
                 Ok(n) => resp_head + n,
@@ -390,7 +391,7 @@ impl<B: Backend> Client<B> {
                 .await
                 .is_err()
             {
-                return Outcome::ClientGone;
+                return Way::ToClient.sink_failed();
             }
         }
         let reusable = !self.resp.conn_close
@@ -401,20 +402,8 @@ impl<B: Backend> Client<B> {
     }
 }
 
-/// Why relaying a body stopped when the member's side ended it early.
-const CUT_MID_BODY: &str = "member closed the connection mid-body";
-
-/// The outcome of a failed read (or wait) for the member's body, once its head has gone out.
-fn body_read_error(e: &io::Error) -> Outcome {
-    if e.kind() == io::ErrorKind::TimedOut {
-        Outcome::Failed(504, "timeout reading the member's body")
-    } else {
-        Outcome::Failed(502, "error reading the member's body")
-    }
-}
-
-/// Which way a spliced body goes; says what each side's failure means and which of the
-/// exchange's byte counts each step adds to.
+/// Which way a body goes, spliced or through the buffers; says what each side's failure means
+/// and (when spliced) which of the exchange's byte counts each step adds to.
 #[derive(Clone, Copy)]
 enum Way {
     /// A response body: member to client. The head is out: a failure cuts the client connection.
@@ -424,11 +413,15 @@ enum Way {
 }
 
 impl Way {
-    /// The source ended (`Ok(0)`) or failed before the body was whole.
+    /// The source ended (`e` None) or failed (a read, or the wait for one, timed out or erred)
+    /// before the body was whole.
     fn source_failed(self, e: Option<&io::Error>) -> Outcome {
         match (self, e) {
-            (Way::ToClient, None) => Outcome::Failed(502, CUT_MID_BODY),
-            (Way::ToClient, Some(e)) => body_read_error(e),
+            (Way::ToClient, None) => Outcome::Failed(502, "member closed the connection mid-body"),
+            (Way::ToClient, Some(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                Outcome::Failed(504, "timeout reading the member's body")
+            }
+            (Way::ToClient, Some(_)) => Outcome::Failed(502, "error reading the member's body"),
             (Way::ToMember, _) => Outcome::ClientGone,
         }
     }
