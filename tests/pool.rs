@@ -184,6 +184,42 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
     assert_eq!(o.connections(), 3);
 }
 
+/// A member that closes each connection right after its response, without `Connection:
+/// close`. Back-to-back GETs find the pooled connection within `pool::HOT` of its return and
+/// take it without the liveness peek; it fails before any response byte and each is replayed
+/// on a fresh connection. A POST cannot be replayed, so it peeks, sees the close, and opens a
+/// fresh one at once.
+#[test]
+fn a_member_closing_after_each_response_fails_no_request() {
+    let o = ScriptedOrigin::start(|s, got| {
+        if read_head(s, got) {
+            let _ = s.write_all(&ok("once"));
+        }
+    });
+    let p = start_proxy(
+        "closeeach",
+        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
+        1,
+    );
+    let mut c = Client::connect(p.port);
+    for i in 1..=10 {
+        let r = c.get(&format!("/g{i}"), "");
+        assert_eq!((i, r.status), (i, 200), "{}", p.error_log());
+        assert_eq!(r.text(), "once");
+    }
+    assert_eq!(o.connections(), 10);
+    // Long enough for the FIN to arrive, well within HOT (100 ms).
+    std::thread::sleep(Duration::from_millis(20));
+    c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{}", p.error_log());
+    assert_eq!(o.connections(), 11);
+    assert!(
+        String::from_utf8_lossy(&o.received()).contains("abc"),
+        "the POST body reached the member"
+    );
+}
+
 /// A shard keeps no more member connections than it has client connections (each client has
 /// at most one request in flight), although byrequests alternates members per request, so
 /// one member at times has more than its half of the requests in flight: the issue-5 bound,

@@ -155,6 +155,13 @@ pub enum BodyFraming {
     UntilClose,
 }
 
+impl BodyFraming {
+    /// No body bytes follow the head: no body, or `Content-Length: 0`.
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyFraming::None | BodyFraming::Length(0))
+    }
+}
+
 /// One field line of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {

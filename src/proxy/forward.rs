@@ -39,7 +39,7 @@ pub fn request_head(
         (true, Some(h)) => push_field(g, b"Host", h),
         _ => g.push_scratch(member.host_field.as_bytes()),
     }
-    let has_body = !matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    let has_body = !req.body.is_empty();
     for f in &req.fields {
         let forward = match f.kind {
             FieldKind::Normal | FieldKind::Cookie | FieldKind::MaxForwards => true,

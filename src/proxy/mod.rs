@@ -20,7 +20,7 @@ use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
-use crate::pool::{BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey, Place};
+use crate::pool::{Accept, BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey, Place};
 use crate::shard::{Epoch, Shard};
 use forward::BodyState;
 use respond::ConnHeader;
@@ -471,6 +471,8 @@ impl<B: Backend> Client<B> {
         let max_attempts = bal.max_attempts();
         // Set after a reused connection went stale: the replay must use a fresh connection.
         let mut fresh_only = false;
+        // What attempt.rs replays after a stale reuse (a body sent is never replayed).
+        let replayable = self.req.method.is_idempotent() && self.req.body.is_empty();
         let (pick, be, outcome) = loop {
             let (pick, be, reused): (Pick<'_>, Counted<B::Conn>, bool) = loop {
                 let picked = bal.pick(
@@ -509,7 +511,11 @@ impl<B: Backend> Client<B> {
                     slot: epoch.shared.first_slot[b] + m,
                 };
                 let ticket = if spec.enable_reuse && !fresh_only {
-                    match lease(shard, epoch, key, spec.ttl).await {
+                    let accept = Accept {
+                        ttl: spec.ttl,
+                        replayable,
+                    };
+                    match lease(shard, epoch, key, accept).await {
                         Lease::Reuse(c) => break (pick, c, true),
                         Lease::Open(ticket) => ticket,
                     }
@@ -574,7 +580,11 @@ impl<B: Backend> Client<B> {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
-                    epoch.pool.borrow_mut().checkin(key, be, max, B::now());
+                    let bodyless = self.resp.body == http::BodyFraming::None;
+                    epoch
+                        .pool
+                        .borrow_mut()
+                        .checkin(key, be, max, B::now(), bodyless);
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
@@ -636,7 +646,7 @@ async fn lease<B: Backend>(
     shard: &Shard<B>,
     epoch: &Epoch<B>,
     key: MemberKey,
-    ttl: Option<Duration>,
+    accept: Accept,
 ) -> Lease<B::Conn> {
     let bound = shard.busy_clients();
     let give_up = B::now() + BOUND_WAIT;
@@ -644,7 +654,7 @@ async fn lease<B: Backend>(
     std::future::poll_fn(|cx| {
         let now = B::now();
         let wait = (now < give_up).then_some((cx.waker(), &mut place));
-        match epoch.pool.borrow_mut().lease(key, ttl, now, bound, wait) {
+        match epoch.pool.borrow_mut().lease(key, accept, now, bound, wait) {
             Some(l) => Poll::Ready(l),
             None => Poll::Pending,
         }
