@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use ringproxy::balance::{Balancer, PickCache, now_ms};
+use ringproxy::balance::{Balancer, PickCache, ms_at};
 use ringproxy::conf::model::Limits;
 use ringproxy::http::{ChunkedScanner, Parsed, RequestHead, parse_request};
 use ringproxy::io::Gather;
@@ -184,7 +184,7 @@ fn lb_picks() {
         let conf = SEED_CONF.replace("</Proxy>", &format!("ProxySet lbmethod={method}\n</Proxy>"));
         let cfg = ringproxy::conf::load_str(&conf, Path::new("bench.conf")).expect("config");
         let bal = Balancer::new(cfg.balancers[0].clone());
-        let now = now_ms();
+        let now = ms_at(std::time::Instant::now());
         bench_2_threads(
             &format!("{method} pick, 2 threads"),
             2_000_000,

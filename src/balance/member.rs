@@ -30,7 +30,7 @@ pub struct Member {
     retry_ms: u64,
     /// `status::*` flags (a u16 kept in an AtomicU32).
     status: CachePadded<AtomicU32>,
-    /// When E was last set (`now_ms()` clock).
+    /// When E was last set (`ms_at` clock).
     error_time_ms: CachePadded<AtomicU64>,
     /// In-flight requests: +1 at pick, -1 when the `Pick` guard drops.
     busy: CachePadded<AtomicU64>,

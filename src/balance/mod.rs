@@ -65,10 +65,12 @@ pub const MAX_MEMBERS: usize = 64;
 /// Longest precomputed byrequests cycle. Longer periods are approximated (see `byrequests.rs`).
 pub const MAX_CYCLE: usize = 4096;
 
-/// Milliseconds on a monotonic clock shared by all threads (a process-wide `Instant`).
-pub fn now_ms() -> u64 {
+/// `t` in milliseconds on a monotonic clock shared by all threads (since a process-wide
+/// `Instant`; 0 before it). Callers pass the event loop's clock (`Backend::now`).
+pub fn ms_at(t: Instant) -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+    let since = t.saturating_duration_since(*START.get_or_init(Instant::now));
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why `pick` found no member; the caller answers 503 and logs the matching message.
@@ -314,7 +316,7 @@ impl Balancer {
     }
 
     /// Chooses a member. `exclude` is a bit mask of members already tried by this request
-    /// (failover): they are treated as unusable. `now_ms` comes from `now_ms()`.
+    /// (failover): they are treated as unusable. `now_ms` comes from `ms_at`.
     pub fn pick(
         &self,
         sticky: Option<&Sticky<'_>>,

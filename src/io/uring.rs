@@ -361,6 +361,26 @@ impl<R: Driver> UringConn<R> {
         let ptr = unsafe { buf.as_mut_ptr().add(len) };
         opcode::Recv::new(Fd(self.raw()), ptr, room).build()
     }
+
+    /// A send of `g`'s segments (at most IOV_MAX of them, and 4 GiB less one byte from one
+    /// segment): one buffer goes as a plain send, which spares the kernel the copy of a message
+    /// header and an iovec array that a sendmsg or writev makes (a response head and a small
+    /// body from one read are one segment). The pointers are into the heap blocks of
+    /// `g.input`, `g.scratch`, `g.iov` and `g.msg`, which travel with the operation.
+    fn send_sqe(&self, g: &mut Gather, flags: i32) -> squeue::Entry {
+        let flags = flags | libc::MSG_NOSIGNAL;
+        match g.single() {
+            Some(bytes) => {
+                let len = bytes.len().min(u32::MAX as usize) as u32;
+                opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), len)
+                    .flags(flags)
+                    .build()
+            }
+            None => opcode::SendMsg::new(Fd(self.raw()), g.fill_msghdr())
+                .flags(flags as u32)
+                .build(),
+        }
+    }
 }
 
 /// Extends `buf` by the `n` bytes a receive wrote after its old length.
@@ -383,19 +403,11 @@ impl<R: Driver> Conn for UringConn<R> {
     /// read completes; on a driver that cannot link, or for a larger request, one after the
     /// other.
     async fn write_then_read(&self, mut g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
-        let far = by.read >= Instant::now() + LINK_MIN_WAIT;
+        let far = by.read >= R::now() + LINK_MIN_WAIT;
         if !far || g.total_len() > LINK_MAX || g.segs.len() > super::IOV_MAX {
             return super::one_then_other(self, g, buf, by).await;
         }
-        let flags = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
-        let send = match g.single() {
-            Some(bytes) => opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
-                .flags(flags)
-                .build(),
-            None => opcode::SendMsg::new(Fd(self.raw()), g.fill_msghdr())
-                .flags(flags as u32)
-                .build(),
-        };
+        let send = self.send_sqe(&mut g, libc::MSG_WAITALL);
         let recv = self.recv_sqe(&mut buf);
         // The pointers are into the heap blocks of g.input / g.scratch / g.iov / g.msg and
         // buf, which travel with the operation.
@@ -419,9 +431,7 @@ impl<R: Driver> Conn for UringConn<R> {
 
     async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
         while !g.is_empty() {
-            g.fill_iov();
-            let sqe =
-                opcode::Writev::new(Fd(self.raw()), g.iov.as_ptr(), g.iov.len() as u32).build();
+            let sqe = self.send_sqe(&mut g, 0);
             let (r, back) = until::<R, _>(self.raw(), R::submit(g, sqe), deadline).await;
             g = back;
             match r {

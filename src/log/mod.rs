@@ -16,6 +16,7 @@ mod unique_id;
 #[cfg(test)]
 mod tests;
 
+pub use time::wall_clock_at;
 pub use unique_id::{UNIQUE_ID_LEN, UniqueIdGen, decode_unique_id};
 
 use std::net::SocketAddr;

@@ -668,3 +668,22 @@ fn bench_extended() {
         eprintln!("{fmt}: {:?}/line", t.elapsed() / 1_000_000);
     }
 }
+
+/// A request's wall-clock start comes from its monotonic instant through a per-thread anchor:
+/// right on either side of the anchor, and across its renewal.
+#[test]
+fn wall_clock_at_follows_the_monotonic_clock_on_both_sides_of_its_anchor() {
+    use std::time::{Duration, Instant, SystemTime};
+    let (t, w) = (Instant::now(), SystemTime::now());
+    let ms = Duration::from_millis;
+    let near = |got: SystemTime, want: SystemTime| {
+        let off = got.duration_since(want).unwrap_or_else(|e| e.duration());
+        assert!(off < ms(50), "{got:?} is {off:?} from {want:?}");
+    };
+    near(wall_clock_at(t), w);
+    near(wall_clock_at(t + ms(300)), w + ms(300));
+    near(wall_clock_at(t - ms(200)), w - ms(200));
+    // Past the anchor's life: a new anchor, and instants before it still map right.
+    near(wall_clock_at(t + ms(1500)), w + ms(1500));
+    near(wall_clock_at(t), w);
+}

@@ -3,11 +3,11 @@
 //! per item and per thread, so steady-state rendering neither allocates, calls
 //! libc, nor touches a cache line another worker writes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::escape::{push_u64, push_u64_padded};
 
@@ -63,6 +63,26 @@ const CACHES_PER_THREAD: usize = 64;
 
 thread_local! {
     static CACHES: RefCell<Vec<Cache>> = const { RefCell::new(Vec::new()) };
+    /// A monotonic instant and the wall-clock time read with it, renewed each second.
+    static ANCHOR: Cell<Option<(Instant, SystemTime)>> = const { Cell::new(None) };
+}
+
+/// How long one anchor serves: a wall-clock step (NTP, `date -s`) shows in the log within it.
+const ANCHOR_LIFE: Duration = Duration::from_secs(1);
+
+/// The wall-clock time of a monotonic instant, from this thread's anchor, so that a request's
+/// start costs no clock read beyond the event loop's once per turn (`Backend::now`).
+pub fn wall_clock_at(t: Instant) -> SystemTime {
+    let anchor = ANCHOR.get().filter(|&(at, _)| t < at + ANCHOR_LIFE);
+    let (at, wall) = anchor.unwrap_or_else(|| {
+        let fresh = (Instant::now(), SystemTime::now());
+        ANCHOR.set(Some(fresh));
+        fresh
+    });
+    match t.checked_duration_since(at) {
+        Some(after) => wall + after,
+        None => wall - at.duration_since(t),
+    }
 }
 
 impl TimeItem {

@@ -125,7 +125,7 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
         self.x.bytes_out
     }
     fn start_time(&self) -> SystemTime {
-        self.x.start
+        crate::log::wall_clock_at(self.x.t0)
     }
     fn duration(&self) -> Duration {
         self.x.t0.elapsed()
@@ -144,10 +144,11 @@ impl<B: Backend> Client<B> {
         }
         let mut id = [0u8; crate::log::UNIQUE_ID_LEN];
         let uid = if epoch.unique_id {
-            shard
-                .unique_ids
-                .borrow_mut()
-                .next_at(x.start, self.id, &mut id);
+            shard.unique_ids.borrow_mut().next_at(
+                crate::log::wall_clock_at(x.t0),
+                self.id,
+                &mut id,
+            );
             Some(&id[..])
         } else {
             None

@@ -13,9 +13,9 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::balance::{Balancer, NoMember, Pick, Sticky, now_ms};
+use crate::balance::{Balancer, NoMember, Pick, Sticky, ms_at};
 use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
@@ -49,7 +49,7 @@ const EXPECT_WAIT: Duration = Duration::from_secs(1);
 /// What one exchange did, for the log line and the keep-alive verdict. It holds the member
 /// picks (busy counts up) until the request is logged, as httpd's request-pool cleanup does.
 pub(crate) struct Exchange<'e> {
-    start: SystemTime,
+    /// When the head was in (the event loop's clock; `log::wall_clock_at` gives its wall time).
     t0: Instant,
     status: Option<u16>,
     body_bytes: u64,
@@ -288,8 +288,7 @@ impl<B: Backend> Client<B> {
 
     fn new_exchange<'e>(&self) -> Exchange<'e> {
         Exchange {
-            start: SystemTime::now(),
-            t0: Instant::now(),
+            t0: B::now(),
             status: None,
             body_bytes: 0,
             bytes_in: 0,
@@ -375,7 +374,7 @@ impl<B: Backend> Client<B> {
             .control
             .errlog
             .write_client(LogLevel::Error, "proxy", Some(self.peer), msg);
-        bal.mark_error(m, now_ms());
+        bal.mark_error(m, ms_at(B::now()));
         *exclude |= 1 << m;
     }
 
@@ -478,7 +477,7 @@ impl<B: Backend> Client<B> {
                 let picked = bal.pick(
                     sticky.as_ref(),
                     exclude,
-                    now_ms(),
+                    ms_at(B::now()),
                     &mut epoch.caches.borrow_mut()[b],
                 );
                 let pick = match picked {
