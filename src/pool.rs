@@ -1,15 +1,7 @@
 //! The per-shard keep-alive pool (`enablereuse=on`): one LIFO stack of idle connections per
 //! member, so the hottest connection is reused and cold ones age out. Owned by one shard, so no
 //! locks. A connection comes back only after a complete response with no leftover bytes (the
-//! caller's decision); on checkout it must be younger than `ttl` and pass a liveness peek
-//! (a non-blocking one-byte `MSG_PEEK`: EOF or stray bytes mean it cannot be used), as httpd
-//! checks with `ap_proxy_is_socket_connected`. A request that can be replayed skips the peek
-//! on a connection back from a framed response less than `HOT` ago: if the member closed it
-//! meanwhile, the request fails before any response byte and is replayed on a fresh connection
-//! (`proxy::Outcome::Stale`), the way nginx and HAProxy handle every reuse (they never peek).
-//! The peek was a system call per request, 7 % of the proxy's CPU at 27 B (perf/README.md).
-//! A connection back from a response without a body by rule (HEAD, 204, 304) is always
-//! peeked: a broken member's late body would be taken for the next response.
+//! caller's decision); on checkout it must pass a liveness peek and be younger than `ttl`.
 //!
 //! The pool also counts every member connection the shard has open or is opening (`Bound`),
 //! so that a shard keeps no more of them than it has client connections with a request in
@@ -41,20 +33,6 @@ impl<C: Conn> IdleCheck for C {
     fn is_idle_alive(&self) -> bool {
         Conn::is_idle_alive(self)
     }
-}
-
-/// How recently a connection must have come back to be reused without the peek (module doc):
-/// under load every busy connection is, and members close idle ones after seconds, not this.
-pub const HOT: Duration = Duration::from_millis(100);
-
-/// What a request accepts of an idle connection.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Accept {
-    /// The member's `ttl=`: idle connections this old are closed instead.
-    pub ttl: Option<Duration>,
-    /// The request can be replayed on a fresh connection (an idempotent method, no body), so
-    /// a hot connection may skip the peek.
-    pub replayable: bool,
 }
 
 /// ringproxy's cap on idle connections per member per shard when `max=` is not given.
@@ -166,8 +144,6 @@ impl<C> Deref for Counted<C> {
 struct Idle<C> {
     conn: Counted<C>,
     since: Instant,
-    /// Its last response had no body by rule (HEAD, 204, 304): always peeked before reuse.
-    bodyless: bool,
 }
 
 pub struct Pool<C> {
@@ -202,7 +178,7 @@ impl<C: IdleCheck> Pool<C> {
         }
     }
 
-    /// The newest idle connection that `accept` takes and that is still alive (stale ones are
+    /// The newest idle connection that is still alive and younger than `ttl` (stale ones are
     /// closed on the way); else a ticket to open one. With `wait` (a waker and the request's
     /// place), None when the shard already holds `bound` member connections, this member has
     /// some that will come back and no idle one elsewhere is cold: then the request takes its
@@ -211,7 +187,7 @@ impl<C: IdleCheck> Pool<C> {
     pub fn lease(
         &mut self,
         key: MemberKey,
-        accept: Accept,
+        ttl: Option<Duration>,
         now: Instant,
         bound: usize,
         wait: Option<(&Waker, &mut Place)>,
@@ -226,10 +202,8 @@ impl<C: IdleCheck> Pool<C> {
         if may_take {
             let stack = &mut self.stacks[slot];
             while let Some(idle) = stack.pop() {
-                let idle_for = now.duration_since(idle.since);
-                let expired = accept.ttl.is_some_and(|ttl| idle_for >= ttl);
-                let hot = accept.replayable && !idle.bodyless && idle_for < HOT;
-                if !expired && (hot || idle.conn.is_idle_alive()) {
+                let expired = ttl.is_some_and(|ttl| now.duration_since(idle.since) >= ttl);
+                if !expired && idle.conn.is_idle_alive() {
                     return Some(Lease::Reuse(idle.conn));
                 }
             }
@@ -288,16 +262,8 @@ impl<C: IdleCheck> Pool<C> {
         self.ledger.shard.open.get()
     }
 
-    /// Returns a connection after a complete response (`bodyless`: one without a body by
-    /// rule); beyond `max` the oldest is closed.
-    pub fn checkin(
-        &mut self,
-        key: MemberKey,
-        conn: Counted<C>,
-        max: usize,
-        now: Instant,
-        bodyless: bool,
-    ) {
+    /// Returns a connection after a complete response; beyond `max` the oldest is closed.
+    pub fn checkin(&mut self, key: MemberKey, conn: Counted<C>, max: usize, now: Instant) {
         if max == 0 {
             return;
         }
@@ -305,11 +271,7 @@ impl<C: IdleCheck> Pool<C> {
         if stack.len() >= max {
             stack.remove(0);
         }
-        stack.push(Idle {
-            conn,
-            since: now,
-            bodyless,
-        });
+        stack.push(Idle { conn, since: now });
         self.ledger.shard.wake_all();
     }
 
@@ -333,11 +295,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
-    /// A connection whose liveness peek says `.0`.
-    struct Fake(bool);
+    struct Fake;
     impl IdleCheck for Fake {
         fn is_idle_alive(&self) -> bool {
-            self.0
+            true
         }
     }
 
@@ -352,8 +313,8 @@ mod tests {
     const B: MemberKey = MemberKey { slot: 1 };
 
     fn opened(pool: &mut Pool<Fake>, key: MemberKey, now: Instant) -> Counted<Fake> {
-        match pool.lease(key, Accept::default(), now, usize::MAX, None) {
-            Some(Lease::Open(t)) => t.admit(Fake(true)),
+        match pool.lease(key, None, now, usize::MAX, None) {
+            Some(Lease::Open(t)) => t.admit(Fake),
             _ => panic!("expected a ticket"),
         }
     }
@@ -364,7 +325,7 @@ mod tests {
         let mut pool = Pool::new(2, shard);
         let t0 = Instant::now();
         let b = opened(&mut pool, B, t0);
-        pool.checkin(B, b, 8, t0, false);
+        pool.checkin(B, b, 8, t0);
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         (pool, t0, count, waker)
@@ -379,10 +340,10 @@ mod tests {
         assert_eq!(pool.open(), 2);
         drop(ticket); // a connect that failed
         assert_eq!(pool.open(), 1);
-        pool.checkin(A, a, 8, t0, false);
+        pool.checkin(A, a, 8, t0);
         assert_eq!(pool.open(), 1, "an idle connection still counts");
         assert!(matches!(
-            pool.lease(A, Accept::default(), t0, 1, None),
+            pool.lease(A, None, t0, 1, None),
             Some(Lease::Reuse(_))
         ));
         assert_eq!(pool.open(), 0, "the reused connection was dropped here");
@@ -395,58 +356,34 @@ mod tests {
         let a = opened(&mut pool, A, t0);
         // Under the bound, or without a waker (the wait ran out): open.
         assert!(matches!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                3,
-                Some((&waker, &mut Place::default()))
-            ),
+            pool.lease(A, None, t0, 3, Some((&waker, &mut Place::default()))),
             Some(Lease::Open(_))
         ));
         assert!(matches!(
-            pool.lease(A, Accept::default(), t0, 2, None),
+            pool.lease(A, None, t0, 2, None),
             Some(Lease::Open(_))
         ));
         // Bound 2 reached, A's only connection busy, B's idle one warm: wait.
         assert!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                2,
-                Some((&waker, &mut Place::default()))
-            )
-            .is_none()
+            pool.lease(A, None, t0, 2, Some((&waker, &mut Place::default())))
+                .is_none()
         );
         assert_eq!(count.0.load(Ordering::Relaxed), 0);
-        pool.checkin(A, a, 8, t0, false);
+        pool.checkin(A, a, 8, t0);
         assert_eq!(
             count.0.load(Ordering::Relaxed),
             1,
             "the checkin woke the waiter"
         );
         assert!(matches!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                2,
-                Some((&waker, &mut Place::default()))
-            ),
+            pool.lease(A, None, t0, 2, Some((&waker, &mut Place::default()))),
             Some(Lease::Reuse(_))
         ));
         // The housekeeping tick wakes waiters too.
         let a = opened(&mut pool, A, t0);
         assert!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                2,
-                Some((&waker, &mut Place::default()))
-            )
-            .is_none()
+            pool.lease(A, None, t0, 2, Some((&waker, &mut Place::default())))
+                .is_none()
         );
         shard.wake_all();
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
@@ -459,22 +396,22 @@ mod tests {
         let a = opened(&mut pool, A, t0);
         let mut first = Place::default();
         assert!(
-            pool.lease(A, Accept::default(), t0, 2, Some((&waker, &mut first)))
+            pool.lease(A, None, t0, 2, Some((&waker, &mut first)))
                 .is_none()
         );
-        pool.checkin(A, a, 8, t0, false);
+        pool.checkin(A, a, 8, t0);
         // The connection came back for `first`: a newcomer queues instead of taking it.
         let mut later = Place::default();
         assert!(
-            pool.lease(A, Accept::default(), t0, 2, Some((&waker, &mut later)))
+            pool.lease(A, None, t0, 2, Some((&waker, &mut later)))
                 .is_none()
         );
-        let got = pool.lease(A, Accept::default(), t0, 2, Some((&waker, &mut first)));
+        let got = pool.lease(A, None, t0, 2, Some((&waker, &mut first)));
         assert!(matches!(got, Some(Lease::Reuse(_))));
         drop(first);
         // `later` is first in line now, and A's connection is busy again: it waits on.
         assert!(
-            pool.lease(A, Accept::default(), t0, 2, Some((&waker, &mut later)))
+            pool.lease(A, None, t0, 2, Some((&waker, &mut later)))
                 .is_none()
         );
         assert_eq!(pool.ledger.waiting[A.slot].get(), 1);
@@ -493,14 +430,8 @@ mod tests {
         let _busy_new = opened(&mut pool, A, t0);
         assert_eq!(pool.open(), 3);
         assert!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                3,
-                Some((&waker, &mut Place::default()))
-            )
-            .is_none()
+            pool.lease(A, None, t0, 3, Some((&waker, &mut Place::default())))
+                .is_none()
         );
     }
 
@@ -509,13 +440,7 @@ mod tests {
         let (mut pool, t0, _, waker) = with_idle_b(Rc::default());
         // Waiting would wait for nothing: A has no connection to come back.
         assert!(matches!(
-            pool.lease(
-                A,
-                Accept::default(),
-                t0,
-                1,
-                Some((&waker, &mut Place::default()))
-            ),
+            pool.lease(A, None, t0, 1, Some((&waker, &mut Place::default()))),
             Some(Lease::Open(_))
         ));
     }
@@ -525,72 +450,10 @@ mod tests {
         let (mut pool, t0, _, waker) = with_idle_b(Rc::default());
         let _a = opened(&mut pool, A, t0);
         let later = t0 + COLD;
-        match pool.lease(
-            A,
-            Accept::default(),
-            later,
-            2,
-            Some((&waker, &mut Place::default())),
-        ) {
+        match pool.lease(A, None, later, 2, Some((&waker, &mut Place::default()))) {
             Some(Lease::Open(_t)) => assert_eq!(pool.open(), 2, "B's closed, A's opening"),
             _ => panic!("expected B's cold connection to make room"),
         }
         assert!(pool.stacks[B.slot].is_empty());
-    }
-
-    /// Connections the peek would find dead, to see which leases peek.
-    #[test]
-    fn a_replayable_request_skips_the_peek_only_on_a_hot_connection_after_a_framed_body() {
-        let mut pool = Pool::<Fake>::new(1, Rc::default());
-        let t0 = Instant::now();
-        let put_dead = |pool: &mut Pool<Fake>, bodyless| {
-            let Some(Lease::Open(t)) = pool.lease(A, Accept::default(), t0, usize::MAX, None)
-            else {
-                panic!("expected a ticket");
-            };
-            pool.checkin(A, t.admit(Fake(false)), 8, t0, bodyless);
-        };
-        let replayable = Accept {
-            ttl: None,
-            replayable: true,
-        };
-        let lease =
-            |pool: &mut Pool<Fake>, accept, now| pool.lease(A, accept, now, usize::MAX, None);
-        put_dead(&mut pool, false);
-        assert!(
-            matches!(
-                lease(&mut pool, replayable, t0 + HOT / 2),
-                Some(Lease::Reuse(_))
-            ),
-            "hot, after a framed body, replayable: taken without the peek"
-        );
-        put_dead(&mut pool, false);
-        assert!(
-            matches!(
-                lease(&mut pool, Accept::default(), t0),
-                Some(Lease::Open(_))
-            ),
-            "a request that cannot be replayed peeks"
-        );
-        assert!(pool.stacks[A.slot].is_empty(), "the dead one was closed");
-        put_dead(&mut pool, false);
-        assert!(
-            matches!(lease(&mut pool, replayable, t0 + HOT), Some(Lease::Open(_))),
-            "idle for HOT: peeked"
-        );
-        put_dead(&mut pool, true);
-        assert!(
-            matches!(lease(&mut pool, replayable, t0), Some(Lease::Open(_))),
-            "after a response without a body by rule: peeked"
-        );
-        let ttl = Accept {
-            ttl: Some(HOT / 4),
-            replayable: true,
-        };
-        put_dead(&mut pool, false);
-        assert!(
-            matches!(lease(&mut pool, ttl, t0 + HOT / 2), Some(Lease::Open(_))),
-            "ttl still applies"
-        );
     }
 }

@@ -205,6 +205,60 @@ fn dead_member_fails_over_then_all_down_gives_503() {
     assert_eq!(log.matches("AH00957").count(), 3, "{log}");
 }
 
+/// A member that closes its pooled connection when the next request arrives (after the
+/// liveness check passed) and then ends every new connection at once: the request is replayed
+/// on a fresh connection to the same member, which ends before any response byte too, so the
+/// member goes in error state and the request fails over to the other one.
+#[test]
+fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = accepted.clone();
+    let a = ScriptedOrigin::start(move |s, got| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 && read_head(s, got) {
+            let _ = s.write_all(&ok("A"));
+            let _ = read_head(s, got); // then close without answering
+        }
+    });
+    let b = ScriptedOrigin::start(|s, got| {
+        while read_head(s, got) {
+            let _ = s.write_all(&ok("B"));
+        }
+    });
+    let conf = format!(
+        "{}ProxyPass / balancer://s/\n",
+        balancer_conf("s", &[a.port, b.port], &[], "")
+    );
+    let p = start_proxy("replayfail", &conf, 1);
+    let mut c = Client::connect(p.port);
+    let mut first_two = [c.get("/1", "").text(), c.get("/2", "").text()];
+    first_two.sort();
+    assert_eq!(first_two, ["A", "B"], "byrequests alternates");
+    // A's turn again: its pooled connection passes the check, then closes.
+    let r = c.get("/3", "");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "B".to_string()),
+        "{}",
+        p.error_log()
+    );
+    assert_eq!(
+        a.connections(),
+        2,
+        "the replay opened a fresh connection to A"
+    );
+    let log = p.error_log();
+    assert!(
+        log.contains(&format!(
+            "member http://127.0.0.1:{} reset a new connection",
+            a.port
+        )),
+        "{log}"
+    );
+}
+
 #[test]
 fn member_killed_mid_run_fails_over_without_errors_to_clients() {
     // Two real origin processes; one is SIGKILLed while requests are in flight.

@@ -362,20 +362,17 @@ impl<R: Driver> UringConn<R> {
         opcode::Recv::new(Fd(self.raw()), ptr, room).build()
     }
 
-    /// A send of `g`'s segments (at most IOV_MAX of them, and 4 GiB less one byte from one
-    /// segment): one buffer goes as a plain send, which spares the kernel the copy of a message
-    /// header and an iovec array that a sendmsg or writev makes (a response head and a small
-    /// body from one read are one segment). The pointers are into the heap blocks of
-    /// `g.input`, `g.scratch`, `g.iov` and `g.msg`, which travel with the operation.
+    /// A send of `g`'s segments (at most IOV_MAX of them): one buffer goes as a plain send,
+    /// which spares the kernel the copy of a message header and an iovec array that a sendmsg
+    /// or writev makes (a response head and a small body from one read are one segment). The
+    /// pointers are into the heap blocks of `g.input`, `g.scratch`, `g.iov` and `g.msg`,
+    /// which travel with the operation.
     fn send_sqe(&self, g: &mut Gather, flags: i32) -> squeue::Entry {
         let flags = flags | libc::MSG_NOSIGNAL;
         match g.single() {
-            Some(bytes) => {
-                let len = bytes.len().min(u32::MAX as usize) as u32;
-                opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), len)
-                    .flags(flags)
-                    .build()
-            }
+            Some(bytes) => opcode::Send::new(Fd(self.raw()), bytes.as_ptr(), bytes.len() as u32)
+                .flags(flags)
+                .build(),
             None => opcode::SendMsg::new(Fd(self.raw()), g.fill_msghdr())
                 .flags(flags as u32)
                 .build(),

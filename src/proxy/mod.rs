@@ -20,7 +20,7 @@ use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::http::{self, FieldKind, Method, Parsed, RequestHead, ResponseHead};
 use crate::io::{Backend, Conn, Gather};
-use crate::pool::{Accept, BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey, Place};
+use crate::pool::{BOUND_WAIT, Counted, DEFAULT_MAX_IDLE, Lease, MemberKey, Place};
 use crate::shard::{Epoch, Shard};
 use forward::BodyState;
 use respond::ConnHeader;
@@ -468,18 +468,25 @@ impl<B: Backend> Client<B> {
         let mut exclude = 0u64;
         let mut attempts = 0u32;
         let max_attempts = bal.max_attempts();
-        // Set after a reused connection went stale: the replay must use a fresh connection.
+        // Set after a connection went stale: the replay uses a fresh connection.
         let mut fresh_only = false;
-        // What attempt.rs replays after a stale reuse (a body sent is never replayed).
-        let replayable = self.req.method.is_idempotent() && self.req.body.is_empty();
+        // A stale reused connection is replayed once, to the same member: the member may just
+        // have closed it idle, which costs it no pick (httpd retries on the same worker; nginx
+        // does not count it as a try). A stale fresh one fails over once.
+        let mut same_member = None;
+        let mut reuse_replayed = false;
+        let mut failed_over = false;
         let (pick, be, outcome) = loop {
             let (pick, be, reused): (Pick<'_>, Counted<B::Conn>, bool) = loop {
-                let picked = bal.pick(
-                    sticky.as_ref(),
-                    exclude,
-                    ms_at(B::now()),
-                    &mut epoch.caches.borrow_mut()[b],
-                );
+                let picked = match same_member.take() {
+                    Some(p) => Ok(p),
+                    None => bal.pick(
+                        sticky.as_ref(),
+                        exclude,
+                        ms_at(B::now()),
+                        &mut epoch.caches.borrow_mut()[b],
+                    ),
+                };
                 let pick = match picked {
                     Ok(p) => p,
                     Err(e) => {
@@ -510,11 +517,7 @@ impl<B: Backend> Client<B> {
                     slot: epoch.shared.first_slot[b] + m,
                 };
                 let ticket = if spec.enable_reuse && !fresh_only {
-                    let accept = Accept {
-                        ttl: spec.ttl,
-                        replayable,
-                    };
-                    match lease(shard, epoch, key, accept).await {
+                    match lease(shard, epoch, key, spec.ttl).await {
                         Lease::Reuse(c) => break (pick, c, true),
                         Lease::Open(ticket) => ticket,
                     }
@@ -547,24 +550,31 @@ impl<B: Backend> Client<B> {
             let outcome = self
                 .forward_and_relay(epoch, shard, pick.spec(), &be, x)
                 .await;
-            if !fresh_only && matches!(outcome, Outcome::Stale) {
+            if matches!(outcome, Outcome::Stale) {
                 // The connection died before any response byte, and the request can be
-                // replayed: once, on a fresh connection. A reused connection may just have
-                // been closed idle; a fresh one that resets means the member is failing (a
-                // killed process whose socket still accepted), so it goes in error state and
-                // the replay fails over.
-                be.shutdown(Shutdown::Both);
-                if !reused {
+                // replayed. A reused one may just have been closed idle (after its check); a
+                // fresh one that resets means the member is failing (a killed process whose
+                // socket still accepted), so it goes in error state and the replay fails over.
+                if reused && !reuse_replayed {
+                    be.shutdown(Shutdown::Both);
+                    reuse_replayed = true;
+                    fresh_only = true;
+                    same_member = Some(pick);
+                    continue;
+                }
+                if !reused && !failed_over {
+                    be.shutdown(Shutdown::Both);
                     let m = pick.index();
                     let msg = format!(
                         "AH01102: member {} reset a new connection; disabling it",
                         pick.spec().url
                     );
                     self.disable_member(shard, bal, m, &msg, &mut exclude);
+                    failed_over = true;
+                    fresh_only = true;
+                    x.failed_picks.push(pick);
+                    continue;
                 }
-                fresh_only = true;
-                x.failed_picks.push(pick);
-                continue;
             }
             break (pick, be, outcome);
         };
@@ -579,11 +589,7 @@ impl<B: Backend> Client<B> {
             Outcome::Done { reusable } => {
                 if reusable && spec.enable_reuse {
                     let max = spec.max.map_or(DEFAULT_MAX_IDLE, |m| m as usize);
-                    let bodyless = self.resp.body == http::BodyFraming::None;
-                    epoch
-                        .pool
-                        .borrow_mut()
-                        .checkin(key, be, max, B::now(), bodyless);
+                    epoch.pool.borrow_mut().checkin(key, be, max, B::now());
                 } else {
                     be.shutdown(Shutdown::Both);
                 }
@@ -645,7 +651,7 @@ async fn lease<B: Backend>(
     shard: &Shard<B>,
     epoch: &Epoch<B>,
     key: MemberKey,
-    accept: Accept,
+    ttl: Option<Duration>,
 ) -> Lease<B::Conn> {
     let bound = shard.busy_clients();
     let give_up = B::now() + BOUND_WAIT;
@@ -653,7 +659,7 @@ async fn lease<B: Backend>(
     std::future::poll_fn(|cx| {
         let now = B::now();
         let wait = (now < give_up).then_some((cx.waker(), &mut place));
-        match epoch.pool.borrow_mut().lease(key, accept, now, bound, wait) {
+        match epoch.pool.borrow_mut().lease(key, ttl, now, bound, wait) {
             Some(l) => Poll::Ready(l),
             None => Poll::Pending,
         }
