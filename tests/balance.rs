@@ -233,9 +233,12 @@ fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
     );
     let p = start_proxy("replayfail", &conf, 1);
     let mut c = Client::connect(p.port);
-    let mut first_two = [c.get("/1", "").text(), c.get("/2", "").text()];
-    first_two.sort();
-    assert_eq!(first_two, ["A", "B"], "byrequests alternates");
+    let first_two = [c.get("/1", "").text(), c.get("/2", "").text()];
+    assert_eq!(
+        first_two,
+        ["A", "B"],
+        "byrequests alternates, first member first"
+    );
     // A's turn again: its pooled connection passes the check, then closes.
     let r = c.get("/3", "");
     assert_eq!(
@@ -256,6 +259,58 @@ fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
             a.port
         )),
         "{log}"
+    );
+}
+
+/// A member that closes its pooled connection when the next request arrives (after the
+/// liveness check passed) but takes new connections: the request is replayed on a fresh
+/// connection to the same member and succeeds there, and it cost the member one pick, not
+/// two: the rotation goes on to the other member next.
+#[test]
+fn a_stale_reuse_is_replayed_to_the_same_member_as_one_pick() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = accepted.clone();
+    let a = ScriptedOrigin::start(move |s, got| {
+        let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+        if read_head(s, got) {
+            let _ = s.write_all(&ok("A"));
+            if first {
+                let _ = read_head(s, got); // then close without answering
+                return;
+            }
+            while read_head(s, got) {
+                let _ = s.write_all(&ok("A"));
+            }
+        }
+    });
+    let b = ScriptedOrigin::start(|s, got| {
+        while read_head(s, got) {
+            let _ = s.write_all(&ok("B"));
+        }
+    });
+    let conf = format!(
+        "{}ProxyPass / balancer://s/\n",
+        balancer_conf("s", &[a.port, b.port], &[], "")
+    );
+    let p = start_proxy("replayok", &conf, 1);
+    let mut c = Client::connect(p.port);
+    let texts: Vec<String> = (1..=4)
+        .map(|i| c.get(&format!("/{i}"), "").text())
+        .collect();
+    assert_eq!(texts, ["A", "B", "A", "B"], "{}", p.error_log());
+    assert_eq!(
+        a.connections(),
+        2,
+        "the replay opened a fresh connection to A"
+    );
+    assert_eq!(b.connections(), 1);
+    assert!(
+        !p.error_log().contains("reset a new connection"),
+        "{}",
+        p.error_log()
     );
 }
 

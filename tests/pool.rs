@@ -187,8 +187,8 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
 /// A member that closes each connection right after its response, without `Connection:
 /// close`, so that the close races the next request's checkout: a GET that finds the pooled
 /// connection closed only after its liveness check is replayed on a fresh connection to the
-/// same member; a POST, which cannot be replayed, comes after the close has arrived, so the
-/// check finds it and the POST opens a fresh one at once. No request fails.
+/// same member. A POST cannot be replayed; it comes once every close has arrived, so the check
+/// finds the last one and the POST opens a fresh connection at once. No request fails.
 #[test]
 fn a_member_closing_after_each_response_fails_no_request() {
     let o = ScriptedOrigin::start(|s, got| {
@@ -208,8 +208,12 @@ fn a_member_closing_after_each_response_fails_no_request() {
         assert_eq!(r.text(), "once");
     }
     assert_eq!(o.connections(), 10);
-    // Time for the close to arrive, as in the test above.
-    std::thread::sleep(Duration::from_millis(300));
+    // The origin records a connection once it has shut it down.
+    let until = Instant::now() + Duration::from_secs(5);
+    while o.seen.lock().unwrap().conns.len() < 10 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
     c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200, "{}", p.error_log());
@@ -221,11 +225,16 @@ fn a_member_closing_after_each_response_fails_no_request() {
 /// bytes, so neither a GET nor a POST is ever answered with them.
 #[test]
 fn an_unsolicited_response_is_never_taken_for_the_next_request() {
-    let o = ScriptedOrigin::start(|s, got| {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counted = sent.clone();
+    let o = ScriptedOrigin::start(move |s, got| {
         if read_head(s, got) {
             let _ = s.write_all(&ok("first"));
             std::thread::sleep(Duration::from_millis(20));
             let _ = s.write_all(&ok("EVIL!"));
+            counted.fetch_add(1, Ordering::SeqCst);
             // Whatever comes next on this connection gets the same.
             while read_head(s, got) {
                 let _ = s.write_all(&ok("EVIL?"));
@@ -237,11 +246,19 @@ fn an_unsolicited_response_is_never_taken_for_the_next_request() {
         &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
         1,
     );
+    // Until the unsolicited response has gone out on every connection so far (on loopback it
+    // is then in the proxy's socket).
+    let wait_sent = || {
+        let until = Instant::now() + Duration::from_secs(5);
+        while sent.load(Ordering::SeqCst) < o.connections() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let mut c = Client::connect(p.port);
     assert_eq!(c.get("/a", "").text(), "first");
     for i in 0..3 {
-        // Time for the unsolicited response to arrive at the idle pooled connection.
-        std::thread::sleep(Duration::from_millis(60));
+        wait_sent();
         let r = c.get(&format!("/g{i}"), "");
         assert_eq!(
             (r.status, r.text()),
@@ -250,7 +267,7 @@ fn an_unsolicited_response_is_never_taken_for_the_next_request() {
             p.error_log()
         );
     }
-    std::thread::sleep(Duration::from_millis(60));
+    wait_sent();
     c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
     let r = c.read_response(false).unwrap();
     assert_eq!((r.status, r.text()), (200, "first".to_string()));

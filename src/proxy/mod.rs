@@ -49,7 +49,8 @@ const EXPECT_WAIT: Duration = Duration::from_secs(1);
 /// What one exchange did, for the log line and the keep-alive verdict. It holds the member
 /// picks (busy counts up) until the request is logged, as httpd's request-pool cleanup does.
 pub(crate) struct Exchange<'e> {
-    /// When the head was in (the event loop's clock; `log::wall_clock_at` gives its wall time).
+    /// The start of the event loop's turn in which the head was parsed (`Backend::now`;
+    /// `log::wall_clock_at` gives its wall-clock time).
     t0: Instant,
     status: Option<u16>,
     body_bytes: u64,
@@ -472,9 +473,9 @@ impl<B: Backend> Client<B> {
         let mut fresh_only = false;
         // A stale reused connection is replayed once, to the same member: the member may just
         // have closed it idle, which costs it no pick (httpd retries on the same worker; nginx
-        // does not count it as a try). A stale fresh one fails over once.
+        // does not count it as a try). A stale fresh one fails over once. (Once `fresh_only`,
+        // nothing is reused, so the first case comes at most once.)
         let mut same_member = None;
-        let mut reuse_replayed = false;
         let mut failed_over = false;
         let (pick, be, outcome) = loop {
             let (pick, be, reused): (Pick<'_>, Counted<B::Conn>, bool) = loop {
@@ -555,9 +556,8 @@ impl<B: Backend> Client<B> {
                 // replayed. A reused one may just have been closed idle (after its check); a
                 // fresh one that resets means the member is failing (a killed process whose
                 // socket still accepted), so it goes in error state and the replay fails over.
-                if reused && !reuse_replayed {
+                if reused {
                     be.shutdown(Shutdown::Both);
-                    reuse_replayed = true;
                     fresh_only = true;
                     same_member = Some(pick);
                     continue;
