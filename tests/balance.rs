@@ -205,21 +205,26 @@ fn dead_member_fails_over_then_all_down_gives_503() {
     assert_eq!(log.matches("AH00957").count(), 3, "{log}");
 }
 
-/// A member that closes its pooled connection when the next request arrives (after the
-/// liveness check passed) and then ends every new connection at once: the request is replayed
-/// on a fresh connection to the same member, which ends before any response byte too, so the
-/// member goes in error state and the request fails over to the other one.
-#[test]
-fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
+/// Member A: its first connection answers "A" once and closes when the next request arrives
+/// (after the proxy's liveness check passed); later connections answer "A" to every request
+/// when `later_answer`, else close at once (a member that just died but whose socket still
+/// accepts). Member B answers "B" to every request. The proxy balances over A, then B.
+fn stale_a_and_b(tag: &str, later_answer: bool) -> (ScriptedOrigin, ScriptedOrigin, Proxy) {
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let accepted = Arc::new(AtomicUsize::new(0));
-    let seen = accepted.clone();
     let a = ScriptedOrigin::start(move |s, got| {
-        if seen.fetch_add(1, Ordering::SeqCst) == 0 && read_head(s, got) {
+        let first = accepted.fetch_add(1, Ordering::SeqCst) == 0;
+        if !first && !later_answer {
+            return;
+        }
+        while read_head(s, got) {
             let _ = s.write_all(&ok("A"));
-            let _ = read_head(s, got); // then close without answering
+            if first {
+                let _ = read_head(s, got); // then close without answering
+                return;
+            }
         }
     });
     let b = ScriptedOrigin::start(|s, got| {
@@ -231,7 +236,16 @@ fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
         "{}ProxyPass / balancer://s/\n",
         balancer_conf("s", &[a.port, b.port], &[], "")
     );
-    let p = start_proxy("replayfail", &conf, 1);
+    let p = start_proxy(tag, &conf, 1);
+    (a, b, p)
+}
+
+/// A's pooled connection goes stale under the third request, and A's new connections end at
+/// once: the request is replayed on a fresh connection to A, which ends before any response
+/// byte too, so A goes in error state and the request fails over to B.
+#[test]
+fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
+    let (a, _b, p) = stale_a_and_b("replayfail", false);
     let mut c = Client::connect(p.port);
     let first_two = [c.get("/1", "").text(), c.get("/2", "").text()];
     assert_eq!(
@@ -239,7 +253,6 @@ fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
         ["A", "B"],
         "byrequests alternates, first member first"
     );
-    // A's turn again: its pooled connection passes the check, then closes.
     let r = c.get("/3", "");
     assert_eq!(
         (r.status, r.text()),
@@ -262,40 +275,12 @@ fn a_failed_replay_after_a_stale_reuse_still_fails_over() {
     );
 }
 
-/// A member that closes its pooled connection when the next request arrives (after the
-/// liveness check passed) but takes new connections: the request is replayed on a fresh
-/// connection to the same member and succeeds there, and it cost the member one pick, not
-/// two: the rotation goes on to the other member next.
+/// A's pooled connection goes stale under the third request, and A takes new connections:
+/// the request is replayed on a fresh connection to A and succeeds there, and it cost A one
+/// pick, not two: the rotation goes on to B next.
 #[test]
 fn a_stale_reuse_is_replayed_to_the_same_member_as_one_pick() {
-    use std::io::Write;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let seen = accepted.clone();
-    let a = ScriptedOrigin::start(move |s, got| {
-        let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
-        if read_head(s, got) {
-            let _ = s.write_all(&ok("A"));
-            if first {
-                let _ = read_head(s, got); // then close without answering
-                return;
-            }
-            while read_head(s, got) {
-                let _ = s.write_all(&ok("A"));
-            }
-        }
-    });
-    let b = ScriptedOrigin::start(|s, got| {
-        while read_head(s, got) {
-            let _ = s.write_all(&ok("B"));
-        }
-    });
-    let conf = format!(
-        "{}ProxyPass / balancer://s/\n",
-        balancer_conf("s", &[a.port, b.port], &[], "")
-    );
-    let p = start_proxy("replayok", &conf, 1);
+    let (a, b, p) = stale_a_and_b("replayok", true);
     let mut c = Client::connect(p.port);
     let texts: Vec<String> = (1..=4)
         .map(|i| c.get(&format!("/{i}"), "").text())
