@@ -562,7 +562,7 @@ impl<B: Backend> Client<B> {
                     same_member = Some(pick);
                     continue;
                 }
-                if !reused && !failed_over {
+                if !failed_over {
                     be.shutdown(Shutdown::Both);
                     let m = pick.index();
                     let msg = format!(
