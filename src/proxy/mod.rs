@@ -551,19 +551,16 @@ impl<B: Backend> Client<B> {
             let outcome = self
                 .forward_and_relay(epoch, shard, pick.spec(), &be, x)
                 .await;
-            if matches!(outcome, Outcome::Stale) {
+            if matches!(outcome, Outcome::Stale) && (reused || !failed_over) {
                 // The connection died before any response byte, and the request can be
                 // replayed. A reused one may just have been closed idle (after its check); a
                 // fresh one that resets means the member is failing (a killed process whose
                 // socket still accepted), so it goes in error state and the replay fails over.
+                be.shutdown(Shutdown::Both);
+                fresh_only = true;
                 if reused {
-                    be.shutdown(Shutdown::Both);
-                    fresh_only = true;
                     same_member = Some(pick);
-                    continue;
-                }
-                if !failed_over {
-                    be.shutdown(Shutdown::Both);
+                } else {
                     let m = pick.index();
                     let msg = format!(
                         "AH01102: member {} reset a new connection; disabling it",
@@ -571,10 +568,9 @@ impl<B: Backend> Client<B> {
                     );
                     self.disable_member(shard, bal, m, &msg, &mut exclude);
                     failed_over = true;
-                    fresh_only = true;
                     x.failed_picks.push(pick);
-                    continue;
                 }
+                continue;
             }
             break (pick, be, outcome);
         };
