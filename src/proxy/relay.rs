@@ -45,11 +45,19 @@ pub fn response_head(
     keep_alive: bool,
     client: Version,
 ) {
-    g.push_scratch(b"HTTP/1.1 ");
-    // "NNN reason" exactly as the member sent it.
-    let sl = resp.status_line;
-    g.push(Src::Input, sl.start as usize + 9, sl.end as usize);
-    g.push_scratch(b"\r\n");
+    // "NNN reason" exactly as the member sent it. Bytes that go out unchanged are sent from
+    // the member's buffer, so a head with nothing to drop is one segment with its body.
+    let (sl_start, sl_end) = (
+        resp.status_line.start as usize,
+        resp.status_line.end as usize,
+    );
+    if buf[sl_start..].starts_with(b"HTTP/1.1 ") && buf[sl_end..].starts_with(b"\r\n") {
+        g.push(Src::Input, sl_start, sl_end + 2);
+    } else {
+        g.push_scratch(b"HTTP/1.1 ");
+        g.push(Src::Input, sl_start + 9, sl_end);
+        g.push_scratch(b"\r\n");
+    }
     for f in &resp.fields {
         match f.kind {
             FieldKind::Connection | FieldKind::HopByHop => continue,
@@ -66,6 +74,8 @@ pub fn response_head(
         g.push_scratch(b"Connection: close\r\n\r\n");
     } else if client == Version::Http10 {
         g.push_scratch(b"Connection: Keep-Alive\r\n\r\n");
+    } else if buf[..resp.head_len].ends_with(b"\r\n") {
+        g.push(Src::Input, resp.head_len - 2, resp.head_len);
     } else {
         g.push_scratch(b"\r\n");
     }
@@ -196,5 +206,54 @@ impl RespBody {
             }
         };
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Parsed, parse_response};
+
+    /// The client-bound head for `resp` (a whole response) to a keep-alive HTTP/1.1 client, as
+    /// the segments of the gather.
+    fn relayed(resp: &[u8]) -> Vec<Vec<u8>> {
+        let cfg = crate::conf::load_str("Listen 8080\n", std::path::Path::new("t.conf")).unwrap();
+        let mut head = ResponseHead::new();
+        assert!(matches!(
+            parse_response(resp, false, 8192, &mut head),
+            Ok(Parsed::Complete)
+        ));
+        let mut g = Gather::new();
+        response_head(
+            &mut g,
+            resp,
+            &head,
+            &cfg,
+            None,
+            ClientFraming::Same,
+            true,
+            Version::Http11,
+        );
+        g.input.extend_from_slice(resp);
+        g.segments().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn a_head_with_nothing_to_change_is_relayed_as_the_members_bytes() {
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(relayed(resp), [resp.to_vec()]);
+    }
+
+    #[test]
+    fn a_relayed_head_drops_hop_by_hop_fields_and_speaks_http_1_1() {
+        let resp = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(
+            relayed(resp).concat(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+        );
+        let resp = b"HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=5\r\nA: b\r\n\r\n";
+        let segs = relayed(resp);
+        assert_eq!(segs.concat(), b"HTTP/1.1 204 No Content\r\nA: b\r\n\r\n");
+        assert_eq!(segs.len(), 2);
     }
 }
