@@ -159,11 +159,7 @@ fn upload(port: u16, head: &str, n: usize, chunked: bool) -> Response {
 
 fn run_upload(tag: &str, chunked: bool) {
     let o = counting_origin();
-    let p = start_proxy(
-        tag,
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass(tag, o.port, "", "");
     let pieces = (GIB / PIECE as u64) as usize;
     let head = if chunked {
         "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
@@ -212,11 +208,7 @@ fn one_gib_download_streams_in_bounded_memory() {
             }
         }
     });
-    let p = start_proxy(
-        "bodies-down",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("bodies-down", o.port, "", "");
     let before = vm_hwm_kb(p.proc.pid());
     let t0 = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
@@ -268,11 +260,7 @@ fn one_gib_download_streams_in_bounded_memory() {
 fn idle_connections_after_large_responses_hold_no_body_buffers() {
     let op = free_port();
     let _o = start_origin(&[op], &["--body-size", "1m"]);
-    let p = start_proxy(
-        "bufpool",
-        &format!("ProxyPass / http://127.0.0.1:{op}/\n"),
-        1,
-    );
+    let p = proxy_pass("bufpool", op, "", "");
     // One small exchange first, so start-up allocations are in the baseline.
     let mut first = Client::connect(p.port);
     assert_eq!(first.get("/?size=10", "").status, 200);

@@ -87,11 +87,7 @@ fn assert_rejected(p: &Proxy, o: &ScriptedOrigin, what: &str, raw: &[u8], status
 }
 
 fn proxy_to(tag: &str, o: &ScriptedOrigin, extra: &str) -> Proxy {
-    start_proxy(
-        tag,
-        &format!("{extra}ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    )
+    proxy_pass(tag, o.port, extra, "")
 }
 
 /// One request as a scripted origin read it.

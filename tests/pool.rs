@@ -26,11 +26,7 @@ fn one_shot_origin() -> ScriptedOrigin {
 #[test]
 fn stale_pooled_connection_is_retried_for_get_but_not_for_post() {
     let o = one_shot_origin();
-    let p = start_proxy(
-        "stale",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("stale", o.port, "", "");
     let mut c = Client::connect(p.port);
     assert_eq!(c.get("/a", "").status, 200);
     // The pooled connection now fails on the next request: GET is replayed on a fresh one.
@@ -52,11 +48,7 @@ fn stale_pooled_connection_is_retried_for_get_but_not_for_post() {
 #[test]
 fn ttl_expires_idle_pooled_connections_and_disablereuse_never_pools() {
     let o = port_origin();
-    let p = start_proxy(
-        "ttl",
-        &format!("ProxyPass / http://127.0.0.1:{}/ ttl=1\n", o.port),
-        1,
-    );
+    let p = proxy_pass("ttl", o.port, "", " ttl=1");
     let mut c = Client::connect(p.port);
     assert_eq!(c.get("/a", "").status, 200);
     assert_eq!(c.get("/a", "").status, 200);
@@ -74,14 +66,7 @@ fn ttl_expires_idle_pooled_connections_and_disablereuse_never_pools() {
     );
 
     let o2 = port_origin();
-    let p2 = start_proxy(
-        "noreuse",
-        &format!(
-            "ProxyPass / http://127.0.0.1:{}/ disablereuse=On\n",
-            o2.port
-        ),
-        1,
-    );
+    let p2 = proxy_pass("noreuse", o2.port, "", " disablereuse=On");
     let mut c = Client::connect(p2.port);
     for _ in 0..5 {
         assert_eq!(c.get("/a", "").status, 200);
@@ -101,11 +86,7 @@ fn member_closing_after_response_is_not_pooled() {
     let o = http_origin(|_, _| {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi".to_vec()
     });
-    let p = start_proxy(
-        "connclose",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("connclose", o.port, "", "");
     let mut c = Client::connect(p.port);
     for _ in 0..3 {
         let r = c.get("/a", "");
@@ -139,11 +120,7 @@ fn connectiontimeout_cuts_a_connect_that_never_completes() {
         fillers.push(s);
     }
     std::thread::sleep(Duration::from_millis(200));
-    let p = start_proxy(
-        "conntimeout",
-        &format!("ProxyPass / http://127.0.0.1:{port}/ connectiontimeout=700ms\n"),
-        1,
-    );
+    let p = proxy_pass("conntimeout", port, "", " connectiontimeout=700ms");
     let t0 = Instant::now();
     let r = Client::connect(p.port).get("/x", "");
     let took = t0.elapsed();
@@ -166,11 +143,7 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-    let p = start_proxy(
-        "idleclose",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("idleclose", o.port, "", "");
     let mut c = Client::connect(p.port);
     assert_eq!(c.get("/a", "").status, 200);
     std::thread::sleep(Duration::from_millis(300));
@@ -196,11 +169,7 @@ fn a_member_closing_after_each_response_fails_no_request() {
             let _ = s.write_all(&ok("once"));
         }
     });
-    let p = start_proxy(
-        "closeeach",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("closeeach", o.port, "", "");
     let mut c = Client::connect(p.port);
     for i in 1..=10 {
         let r = c.get(&format!("/g{i}"), "");
@@ -241,11 +210,7 @@ fn an_unsolicited_response_is_never_taken_for_the_next_request() {
             }
         }
     });
-    let p = start_proxy(
-        "unsolicited",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("unsolicited", o.port, "", "");
     // Until the unsolicited response has gone out on every connection so far (on loopback it
     // is then in the proxy's socket).
     let wait_sent = || {

@@ -135,11 +135,7 @@ fn pipelined_requests_are_answered_in_order() {
         let h = String::from_utf8_lossy(head);
         ok(h.split(' ').nth(1).unwrap())
     });
-    let p = start_proxy(
-        "pipeline",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("pipeline", o.port, "", "");
     let mut c = Client::connect(p.port);
     c.send(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /three HTTP/1.1\r\nHost: a\r\n\r\n");
     for want in ["/one", "/two", "/three"] {
@@ -157,11 +153,7 @@ fn http10_client_gets_close_and_bodiless_statuses_have_no_body() {
             _ => ok("hello"),
         }
     });
-    let p = start_proxy(
-        "http10",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("http10", o.port, "", "");
     let out = raw_exchange(p.port, b"GET /x HTTP/1.0\r\n\r\n");
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");

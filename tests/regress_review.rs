@@ -29,11 +29,7 @@ fn rewrite_to_a_url_picks_the_worker_at_a_path_boundary() {
 #[test]
 fn pool_sweep_closes_idle_connections_the_member_closed() {
     let o = port_origin();
-    let p = start_proxy(
-        "sweep",
-        &format!("ProxyPass / http://127.0.0.1:{}/\n", o.port),
-        1,
-    );
+    let p = proxy_pass("sweep", o.port, "", "");
     let fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", p.proc.pid()))
             .unwrap()
@@ -69,14 +65,7 @@ fn pool_sweep_closes_idle_connections_the_member_closed() {
 #[test]
 fn chunked_body_over_limit_request_body_gets_413() {
     let o = http_origin(|_, body| ok(&body.len().to_string()));
-    let p = start_proxy(
-        "chunklimit",
-        &format!(
-            "LimitRequestBody 1000\nProxyPass / http://127.0.0.1:{}/\n",
-            o.port
-        ),
-        1,
-    );
+    let p = proxy_pass("chunklimit", o.port, "LimitRequestBody 1000\n", "");
     let mut c = Client::connect(p.port);
     c.send(b"POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
     let chunk = format!("{:x}\r\n{}\r\n", 600, "x".repeat(600));
@@ -92,14 +81,7 @@ fn chunked_body_over_limit_request_body_gets_413() {
 #[test]
 fn expect_continue_to_a_member_that_never_sends_100() {
     let o = http_origin(|_, body| ok(&String::from_utf8_lossy(body)));
-    let p = start_proxy(
-        "expect",
-        &format!(
-            "ProxyTimeout 10\nProxyPass / http://127.0.0.1:{}/\n",
-            o.port
-        ),
-        1,
-    );
+    let p = proxy_pass("expect", o.port, "ProxyTimeout 10\n", "");
     let mut c = Client::connect(p.port);
     c.send(b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     // Like curl, the client sends the body after its own wait for the 100.

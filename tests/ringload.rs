@@ -18,18 +18,24 @@ fn ringload(args: &[&str]) -> Output {
         .expect("run ringload")
 }
 
+/// Runs ringload and asserts it succeeded.
+fn ringload_ok(args: &[&str]) -> Output {
+    let out = ringload(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs ringload with `--json` into `dir`, asserts it succeeded, and returns the parsed report.
 fn ringload_json(dir: &std::path::Path, name: &str, args: &[&str]) -> Json {
     let path = dir.join(name);
     let mut all: Vec<&str> = args.to_vec();
     let p = path.to_str().unwrap().to_string();
     all.extend(["--json", p.as_str()]);
-    let out = ringload(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ringload_ok(&all);
     parse_json(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -69,7 +75,7 @@ fn counts_match(io: &str) {
     );
     let json = dir.join("run.json");
     let url = format!("http://127.0.0.1:{port}/?status=201");
-    let out = ringload(&[
+    let out = ringload_ok(&[
         "--io",
         io,
         "-c",
@@ -84,11 +90,6 @@ fn counts_match(io: &str) {
         json.to_str().unwrap(),
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&json).unwrap();
     let j = parse_json(&text).unwrap();
     let schema = parse_json(JSON_SCHEMA).unwrap();
@@ -139,12 +140,7 @@ fn tally_shows_how_the_balancer_split_the_tutorial_load() {
     );
     let p = start_proxy("rl-tally", &conf, 2);
     let url = format!("http://127.0.0.1:{}/service1/index.html", p.port);
-    let out = ringload(&["-c", "4", "-t", "2", "-n", "2000", "--tally", "body", &url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ringload_ok(&["-c", "4", "-t", "2", "-n", "2000", "--tally", "body", &url]);
     let s = String::from_utf8_lossy(&out.stdout);
     for port in [a, b] {
         let line = s
@@ -170,7 +166,7 @@ fn corrected_p99_reflects_a_one_second_stall_at_a_fixed_rate() {
         std::thread::sleep(Duration::from_secs(1));
         unsafe { libc::kill(pid, libc::SIGCONT) };
     });
-    let out = ringload(&[
+    ringload_ok(&[
         "-c",
         "20",
         "-t",
@@ -186,11 +182,6 @@ fn corrected_p99_reflects_a_one_second_stall_at_a_fixed_rate() {
         &url,
     ]);
     staller.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let j = parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let corrected = num(&j, "latency/p99");
     let service = num(&j, "service/p99");
@@ -214,7 +205,7 @@ fn hgrm_and_hlog_parse_back() {
     let dir = temp_dir("rl-files");
     let (hgrm, hlog, svg) = (dir.join("l.hgrm"), dir.join("l.hlog"), dir.join("l.svg"));
     let url = format!("http://127.0.0.1:{port}/");
-    let out = ringload(&[
+    ringload_ok(&[
         "-c",
         "4",
         "-t",
@@ -231,11 +222,6 @@ fn hgrm_and_hlog_parse_back() {
         svg.to_str().unwrap(),
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&hgrm).unwrap();
     let rows: Vec<Vec<&str>> = text
         .lines()

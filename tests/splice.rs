@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, Proxy, ScriptedOrigin, start_proxy};
+use common::{Client, Proxy, ScriptedOrigin, proxy_pass};
 
 const BACKENDS: [&str; 3] = ["ring", "uring", "epoll"];
 const BIG: usize = 3 << 20;
@@ -25,11 +25,8 @@ fn pattern(n: usize) -> Vec<u8> {
 /// ringproxy on backend `io` in front of the member on `port` (`extra`: config lines before the
 /// ProxyPass).
 fn proxy_to(tag: &str, io: &str, extra: &str, port: u16) -> Proxy {
-    start_proxy(
-        &format!("{tag}-{io}"),
-        &format!("IoBackend {io}\n{extra}ProxyPass / http://127.0.0.1:{port}/\n"),
-        1,
-    )
+    let before = format!("IoBackend {io}\n{extra}");
+    proxy_pass(&format!("{tag}-{io}"), port, &before, "")
 }
 
 /// `proxy_to`, and a client connection that has sent `raw`.

@@ -163,6 +163,13 @@ pub fn ringproxy_bin() -> &'static str {
 /// The log format the seed's tutorial uses, minus the TLS and ModSecurity items.
 pub const EXTENDED: &str = r#"LogFormat "%h %{GEOIP_COUNTRY_CODE}e %u [%{%Y-%m-%d %H:%M:%S}t.%{usec_frac}t] \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %v %A %p %R %{BALANCER_WORKER_ROUTE}e %X \"%{cookie}n\" %{UNIQUE_ID}e %I %O %{ratio}n%% %D" extended"#;
 
+/// ringproxy with one worker passing every request to the origin on `port`: `before` goes
+/// ahead of the ProxyPass line, `params` after its URL (" ttl=1").
+pub fn proxy_pass(tag: &str, port: u16, before: &str, params: &str) -> Proxy {
+    let conf = format!("{before}ProxyPass / http://127.0.0.1:{port}/{params}\n");
+    start_proxy(tag, &conf, 1)
+}
+
 /// Starts ringproxy on a free port with `body` as its config (a `Listen`, ErrorLog and an
 /// extended CustomLog are prepended). `threads`: the -j value.
 pub fn start_proxy(tag: &str, body: &str, threads: usize) -> Proxy {
