@@ -8,7 +8,8 @@
 //! 4. balance (`balance`): sticky route, lbset tiers and the lbmethod, on counters shared by all
 //!    shards;
 //! 5. pool checkout (`pool`): the newest idle keep-alive connection to that member, or a connect;
-//! 6. forward (`proxy::forward`): the head as slices in one writev, then the body;
+//! 6. forward (`proxy::forward`): the head as slices in one send (io_uring copies a gather
+//!    under 1 KiB into one buffer first: cheaper than the kernel's iovec import), then the body;
 //! 7. relay (`proxy::relay`): response head, ProxyPassReverse, body back to the client;
 //! 8. log (`log`): the compiled LogFormat, rendered into the shard's buffer.
 //!

@@ -1,6 +1,7 @@
 //! Forward: the request head for the member, built as segments over the client's input buffer
-//! (untouched field lines are never copied) plus the changed fields in scratch, sent in one
-//! writev together with whatever body bytes arrived with the head.
+//! (untouched field lines are not copied here) plus the changed fields in scratch, sent in one
+//! send together with whatever body bytes arrived with the head (a small one is copied into
+//! one buffer by the I/O seam, `Gather::flatten_small`).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
