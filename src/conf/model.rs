@@ -217,15 +217,15 @@ pub struct RewriteCond {
     pub pattern: CondPattern,
     /// `!` before the pattern.
     pub negate: bool,
-    /// [OR]: this condition is ORed with the next one.
+    /// `[OR]`: this condition is ORed with the next one.
     pub or_next: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum CondPattern {
-    /// A regex ([NC] already compiled in). Captures feed `%N`.
+    /// A regex (`[NC]` already compiled in). Captures feed `%N`.
     Regex(Regex),
-    /// `=str` (with [NC]: case-insensitive compare).
+    /// `=str` (with `[NC]`: case-insensitive compare).
     Equal(String, bool),
     /// `<str`, `>str`: lexicographic compare.
     Less(String),

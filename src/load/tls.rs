@@ -181,7 +181,7 @@ fn kebab(s: &str) -> String {
     out
 }
 
-/// A TLS client session over one socket. Implements [`Wire`]; the RefCell is never borrowed
+/// A TLS client session over one socket. Implements `Wire`; the RefCell is never borrowed
 /// across an `.await` (socket buffers are moved out of it for the operation and back).
 pub struct TlsWire<C: Conn> {
     conn: C,
