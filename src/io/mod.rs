@@ -190,9 +190,11 @@ impl Gather {
         Gather::default()
     }
 
-    /// Drops every segment; the buffers stay.
+    /// Drops every segment and the scratch bytes (a flattened send leaves a copy there); the
+    /// buffers keep their capacity.
     pub fn clear(&mut self) {
         self.segs.clear();
+        self.scratch.clear();
     }
 
     /// Appends `start..end` of one buffer; merges with the previous segment when contiguous.
@@ -476,6 +478,10 @@ mod tests {
         assert_eq!(g.single(), Some(&b"GET / HTTP/1.1\r\nX: y\r\nA: b\r\n"[..]));
         g.advance(16);
         assert_eq!(g.single(), Some(&b"X: y\r\nA: b\r\n"[..]));
+        // The copy goes with the segments: a Gather reused for send after send (ringload's)
+        // does not grow.
+        g.clear();
+        assert!(g.is_empty() && g.scratch.is_empty());
 
         let mut g = Gather::new();
         g.input.resize(FLATTEN_MAX, b'a');

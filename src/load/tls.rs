@@ -253,7 +253,6 @@ impl<C: Conn> TlsWire<C> {
                 }
                 let mut tx = std::mem::take(&mut st.tx);
                 tx.clear();
-                tx.scratch.clear();
                 while st.tls.wants_write() {
                     st.tls.write_tls(&mut tx.scratch)?;
                 }

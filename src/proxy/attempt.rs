@@ -44,7 +44,6 @@ async fn with_input<T>(
         *b = std::mem::take(&mut g.input);
     }
     g.clear();
-    g.scratch.clear();
     r
 }
 
@@ -68,7 +67,6 @@ impl<B: Backend> Client<B> {
         let io_limit = member_timeout(spec, cfg);
         let head_len = self.req.head_len;
         self.g.clear();
-        self.g.scratch.clear();
         forward::request_head(
             &mut self.g,
             &self.inbuf,

@@ -253,7 +253,6 @@ impl<B: Backend> Client<B> {
             &format!("AH00126: {status}: {reason}"),
         );
         self.g.clear();
-        self.g.scratch.clear();
         let body = respond::error_page(&mut self.g, status, ConnHeader::Close, false, None);
         let sent = self.g.total_len() as u64;
         let dl = B::now() + epoch.shared.config.timeout;
@@ -396,7 +395,6 @@ impl<B: Backend> Client<B> {
             (true, http::Version::Http11) => ConnHeader::Default,
         };
         self.g.clear();
-        self.g.scratch.clear();
         x.body_bytes = respond::error_page(
             &mut self.g,
             status,

@@ -20,7 +20,7 @@ impl<B: Backend> Session<B> {
     /// Writes everything queued; the scratch buffer is then empty again.
     pub(super) async fn flush(&mut self) -> IoResult<()> {
         if self.g.is_empty() {
-            self.g.scratch.clear();
+            self.g.clear();
             return Ok(());
         }
         let n = self.g.total_len() as u64;
@@ -28,7 +28,6 @@ impl<B: Backend> Session<B> {
         let g = std::mem::take(&mut self.g);
         let (r, mut g) = self.conn.write_all(g, Instant::now() + IO_TIMEOUT).await;
         g.clear();
-        g.scratch.clear();
         self.g = g;
         r
     }
