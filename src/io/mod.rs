@@ -170,9 +170,9 @@ pub enum Src {
     Scratch,
 }
 
-/// A gather list over two owned buffers: what one `writev` (or one send) sends. The buffers travel with the
-/// operation and come back with its result, so the kernel never sees freed memory and nothing
-/// is allocated per request once capacities have grown.
+/// A gather list over two owned buffers: what one `writev` (or one send) sends. The buffers
+/// travel with the operation and come back with its result, so the kernel never sees freed
+/// memory and nothing is allocated per request once capacities have grown.
 #[derive(Debug, Default)]
 pub struct Gather {
     pub input: Vec<u8>,

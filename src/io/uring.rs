@@ -365,9 +365,8 @@ impl<R: Driver> UringConn<R> {
     /// A send of `g`'s segments (at most IOV_MAX of them): one buffer goes as a plain send,
     /// which spares the kernel the copy of a message header and an iovec array that a sendmsg
     /// or writev makes (a relayed head and a small body from one read are one segment, and a
-    /// small gather of several is copied into one first). The
-    /// pointers are into the heap blocks of `g.input`, `g.scratch`, `g.iov` and `g.msg`,
-    /// which travel with the operation.
+    /// small gather of several is copied into one first). The pointers are into the heap
+    /// blocks of `g.input`, `g.scratch`, `g.iov` and `g.msg`, which travel with the operation.
     fn send_sqe(&self, g: &mut Gather, flags: i32) -> squeue::Entry {
         let flags = flags | libc::MSG_NOSIGNAL;
         g.flatten_small();
