@@ -35,8 +35,7 @@ fn stale_pooled_connection_is_retried_for_get_but_not_for_post() {
     assert_eq!(o.connections(), 2);
     // POST on the (again) stale pooled connection: not replayed, the client gets 502.
     let mut c2 = Client::connect(p.port);
-    c2.send(b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
-    let r = c2.read_response(false).unwrap();
+    let r = c2.post("/c", "abc");
     assert_eq!(r.status, 502, "{}", r.head);
     assert_eq!(
         o.connections(),
@@ -151,8 +150,7 @@ fn idle_close_by_member_is_survived_by_get_and_post() {
     assert_eq!(r.status, 200, "{}", p.error_log());
     assert_eq!(o.connections(), 2);
     std::thread::sleep(Duration::from_millis(300));
-    c.send(b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
-    let r = c.read_response(false).unwrap();
+    let r = c.post("/c", "abc");
     assert_eq!(r.status, 200, "{}", p.error_log());
     assert_eq!(o.connections(), 3);
 }
@@ -183,8 +181,7 @@ fn a_member_closing_after_each_response_fails_no_request() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(20));
-    c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
-    let r = c.read_response(false).unwrap();
+    let r = c.post("/p", "abc");
     assert_eq!(r.status, 200, "{}", p.error_log());
     assert_eq!(o.connections(), 11);
 }
@@ -233,8 +230,7 @@ fn an_unsolicited_response_is_never_taken_for_the_next_request() {
         );
     }
     wait_sent();
-    c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
-    let r = c.read_response(false).unwrap();
+    let r = c.post("/p", "abc");
     assert_eq!((r.status, r.text()), (200, "first".to_string()));
     assert_eq!(
         o.connections(),

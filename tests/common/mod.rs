@@ -301,6 +301,16 @@ impl Client {
         self.read_response(false).expect("response")
     }
 
+    /// `POST path` with Host and `body` (Content-Length framed).
+    pub fn post(&mut self, path: &str, body: &str) -> Response {
+        let len = body.len();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n{body}"
+        );
+        self.send(req.as_bytes());
+        self.read_response(false).expect("response")
+    }
+
     /// Reads one response; None when the connection closed first.
     pub fn read_response(&mut self, head_request: bool) -> Option<Response> {
         let mut head = ResponseHead::new();
