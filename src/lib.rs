@@ -2,8 +2,7 @@
 //! mod_proxy_balancer configuration unchanged.
 //!
 //! The data path, in the order a request meets it:
-//! 1. accept (`shard`): one pinned thread per core, each with its own SO_REUSEPORT listener; a
-//!    shard that accepts while another serves fewer connections hands it over (`placement`);
+//! 1. accept (`shard`): one pinned thread per core, each with its own SO_REUSEPORT listener;
 //! 2. parse (`http`): the request head, parsed in place with httparse, strict RFC 9112 framing;
 //! 3. route (`proxy::route`): RewriteRule / ProxyPass to a balancer and a rewritten path;
 //! 4. balance (`balance`): sticky route, lbset tiers and the lbmethod, on counters shared by all
@@ -24,7 +23,6 @@ pub mod http;
 pub mod io;
 pub mod load;
 pub mod log;
-pub mod placement;
 pub mod pool;
 pub mod proxy;
 pub mod server;

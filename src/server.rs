@@ -11,7 +11,6 @@ use crate::conf::Config;
 use crate::conf::model::LogLevel;
 use crate::errlog::ErrorLog;
 use crate::io::{self, Backend, Epoll, Ring, Uring};
-use crate::placement::{self, Loads};
 use crate::shard;
 
 /// Everything one configuration generation shares between shards: the model and the live
@@ -58,8 +57,6 @@ pub struct Control {
     pub draining: AtomicBool,
     /// Client connections open across all shards.
     pub open_conns: AtomicUsize,
-    /// Each shard's connections and mailbox, for placing new connections (`placement`).
-    pub loads: Box<Loads>,
     pub errlog: ErrorLog,
 }
 
@@ -152,7 +149,6 @@ pub fn run(config: Config, opts: Options) -> i32 {
         generation: AtomicU64::new(1),
         draining: AtomicBool::new(false),
         open_conns: AtomicUsize::new(0),
-        loads: placement::loads(threads),
         errlog,
     });
     let sigs = block_signals();

@@ -1,8 +1,6 @@
 //! One shard: one pinned thread, its own runtime, its own SO_REUSEPORT listeners, keep-alive
-//! pool, pick caches and access-log buffers. A connection may move once, right after its
-//! accept, to the shard with the fewest (`placement`); after that it never leaves its shard, so
-//! nothing here is locked. The shared state is the balancers' atomics, the shards' connection
-//! counts and the control flags.
+//! pool, pick caches and access-log buffers. Connections never leave their shard, so nothing
+//! here is locked; the only shared state is the balancers' atomics and the control flags.
 
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
@@ -20,7 +18,6 @@ use crate::balance::PickCache;
 use crate::conf::model::LogLevel;
 use crate::io::{Backend, Conn, Listener};
 use crate::log::UniqueIdGen;
-use crate::placement::{self, Loads};
 use crate::pool::{Bound, Pool};
 use crate::proxy::route::RouteScratch;
 use crate::server::{Control, Shared};
@@ -181,7 +178,6 @@ impl<B: Backend> Shard<B> {
             self.busy_clients.set(self.busy_clients.get() - 1);
         }
         self.control.open_conns.fetch_sub(1, Ordering::Relaxed);
-        self.control.loads[self.index].closed();
     }
 
     /// Client connections on this shard with a request in progress: the bound on its member
@@ -265,11 +261,6 @@ pub async fn run<B: Backend>(
             B::spawn(accept_loop(shard.clone(), l.clone()));
         }
     }
-    let load = &shard.control.loads[index];
-    if let Some(m) = B::mailbox() {
-        B::spawn(handed_loop(shard.clone()));
-        load.set_mailbox(Some(m));
-    }
     let mut closed = false;
     let mut ticks = 0u64;
     loop {
@@ -279,7 +270,6 @@ pub async fn run<B: Backend>(
         }
         if shard.draining() && !closed {
             closed = true;
-            load.set_mailbox(None);
             for l in &open {
                 l.close();
             }
@@ -312,20 +302,12 @@ pub async fn run<B: Backend>(
 }
 
 async fn accept_loop<B: Backend>(shard: Rc<Shard<B>>, listener: Rc<B::Listener>) {
-    let loads = &shard.control.loads;
     loop {
         match listener.accept().await {
-            Ok((mut conn, peer)) => {
+            Ok((conn, peer)) => {
                 if shard.draining() {
                     conn.shutdown(Shutdown::Both);
                     continue;
-                }
-                let to = placement::place(loads, shard.index);
-                if to != shard.index {
-                    match hand_over::<B>(loads, to, shard.index, conn).await {
-                        Some(c) => conn = c,
-                        None => continue,
-                    }
                 }
                 B::spawn(crate::proxy::serve(shard.clone(), conn, peer));
             }
@@ -339,43 +321,6 @@ async fn accept_loop<B: Backend>(shard: Rc<Shard<B>>, listener: Rc<B::Listener>)
                     .errlog
                     .write(LogLevel::Error, "core", &format!("accept failed: {e}"));
                 B::pause_until(Instant::now() + Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-/// Hands `conn`, accepted by shard `from`, to shard `to`; Some(conn) where it stays on `from`.
-async fn hand_over<B: Backend>(
-    loads: &Loads,
-    to: usize,
-    from: usize,
-    conn: B::Conn,
-) -> Option<B::Conn> {
-    let r = match loads[to].mailbox() {
-        Some(m) => B::hand_over(m, conn).await,
-        None => Err(conn), // `to` began draining since it was placed
-    };
-    r.err().inspect(|_| placement::stayed(loads, to, from))
-}
-
-/// Serves the connections other shards hand to this one (`placement`). Each was counted here
-/// when it was placed.
-async fn handed_loop<B: Backend>(shard: Rc<Shard<B>>) {
-    loop {
-        match B::handed().await {
-            Ok((conn, peer)) => {
-                if shard.draining() {
-                    conn.shutdown(Shutdown::Both);
-                    shard.control.loads[shard.index].closed();
-                    continue;
-                }
-                B::spawn(crate::proxy::serve(shard.clone(), conn, peer));
-            }
-            Err(e) => {
-                // getpeername failed: the client is gone already; the fd is closed.
-                shard.control.loads[shard.index].closed();
-                let msg = format!("a connection handed over from another shard failed: {e}");
-                shard.control.errlog.write(LogLevel::Info, "core", &msg);
             }
         }
     }

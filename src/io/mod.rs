@@ -53,27 +53,7 @@ pub trait Backend: 'static {
     fn now() -> Instant {
         Instant::now()
     }
-    /// Where other threads can hand this thread a connection (`hand_over`); None where the
-    /// backend cannot take one (epoll, tokio-uring's loop): connections then stay on the shard
-    /// whose listener the kernel gave them to.
-    fn mailbox() -> Option<Mailbox> {
-        None
-    }
-    /// Hands `conn` to the thread behind `to`, which gets it from `handed`. Err(conn) where
-    /// that failed (that thread's ring is gone, or this backend has no mailboxes): the
-    /// connection stays here.
-    async fn hand_over(_to: Mailbox, conn: Self::Conn) -> Result<(), Self::Conn> {
-        Err(conn)
-    }
-    /// The next connection another thread handed to this one, with its peer's address.
-    async fn handed() -> io::Result<(Self::Conn, SocketAddr)> {
-        std::future::pending().await
-    }
 }
-
-/// A thread's address for connections handed to it (on io_uring, its ring's fd).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mailbox(pub std::os::fd::RawFd);
 
 #[allow(async_fn_in_trait)]
 pub trait Listener: 'static {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use io_uring::{cqueue, opcode, squeue};
 use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
 use super::{
-    Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, Mailbox, Ready, timed_out,
+    Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, Ready, timed_out,
 };
 
 mod own;
@@ -54,19 +54,6 @@ pub trait Driver: 'static {
     /// See `Backend::now`.
     fn now() -> Instant {
         Instant::now()
-    }
-    /// This thread's ring as a mailbox (`Backend::mailbox`); None where the driver cannot
-    /// route a completion it did not submit (tokio-uring).
-    fn mailbox() -> Option<RawFd> {
-        None
-    }
-    /// Posts `fd` to the mailbox `to`.
-    async fn post(_to: RawFd, _fd: RawFd) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-    /// The next fd posted to this thread's mailbox.
-    async fn received() -> RawFd {
-        std::future::pending().await
     }
 }
 
@@ -301,36 +288,6 @@ impl<R: Driver> Backend for UringOn<R> {
     fn now() -> Instant {
         R::now()
     }
-
-    fn mailbox() -> Option<Mailbox> {
-        R::mailbox().map(Mailbox)
-    }
-
-    async fn hand_over(to: Mailbox, conn: UringConn<R>) -> Result<(), UringConn<R>> {
-        match R::post(to.0, conn.raw()).await {
-            Ok(()) => {
-                // The receiving thread owns the fd now; nothing was in flight on it.
-                let _ = conn.fd.into_raw_fd();
-                Ok(())
-            }
-            Err(_) => Err(conn),
-        }
-    }
-
-    async fn handed() -> io::Result<(UringConn<R>, SocketAddr)> {
-        let fd = R::received().await;
-        // SAFETY: a posted fd was given up by the thread that accepted it (`hand_over`).
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let peer = peer_of(&fd)?;
-        Ok((UringConn::new(fd), peer))
-    }
-}
-
-fn peer_of(fd: &OwnedFd) -> io::Result<SocketAddr> {
-    socket2::SockRef::from(fd)
-        .peer_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("non-IP peer"))
 }
 
 pub struct UringListener<R> {
@@ -359,8 +316,12 @@ impl<R: Driver> Listener for UringListener<R> {
         let (r, ()) = R::submit((), sqe).await;
         // SAFETY: a successful accept returns a new fd that we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(r? as RawFd) };
-        socket2::SockRef::from(&fd).set_nodelay(true)?;
-        let peer = peer_of(&fd)?;
+        let sock = socket2::SockRef::from(&fd);
+        sock.set_nodelay(true)?;
+        let peer = sock
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("non-IP peer"))?;
         Ok((UringConn::new(fd), peer))
     }
 

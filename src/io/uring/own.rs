@@ -15,13 +15,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, Timespec};
+use io_uring::types::{CancelBuilder, Timespec};
 use io_uring::{IoUring, opcode, squeue};
 use slab::Slab;
 
@@ -36,9 +35,6 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 const IORING_ENTER_GETEVENTS: u32 = 1;
 /// Marks the user data of the first entry of a linked pair (the slot index is below it).
 const FIRST: u64 = 1 << 63;
-/// The user data of a completion another thread posted to this ring (`OwnRing::post`): a
-/// connection handed to this shard, its fd in the result. No slot index reaches it.
-const MAILBOX: u64 = u64::MAX;
 
 pub struct OwnRing;
 
@@ -106,33 +102,6 @@ impl Driver for OwnRing {
     fn now() -> Instant {
         TURN.get().unwrap_or_else(Instant::now)
     }
-
-    fn mailbox() -> Option<RawFd> {
-        with_runtime(|rt| Some(rt.core.borrow().ring.as_raw_fd()))
-    }
-
-    /// One `IORING_OP_MSG_RING`: the kernel posts a completion carrying `fd` on the ring `to`
-    /// (a ring with `DEFER_TASKRUN` gets it when its thread next enters the kernel).
-    async fn post(to: RawFd, fd: RawFd) -> io::Result<()> {
-        let sqe = opcode::MsgRingData::new(Fd(to), fd, MAILBOX, None).build();
-        Self::submit((), sqe).await.0.map(drop)
-    }
-
-    async fn received() -> RawFd {
-        std::future::poll_fn(|cx| {
-            with_runtime(|rt| {
-                let mut core = rt.core.borrow_mut();
-                match core.inbox.pop_front() {
-                    Some(fd) => Poll::Ready(fd),
-                    None => {
-                        core.inbox_waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            })
-        })
-        .await
-    }
 }
 
 /// Timespecs kept for reuse, so that timers allocate nothing in steady state.
@@ -175,9 +144,6 @@ enum Slot {
 struct Core {
     ring: IoUring,
     slots: Slab<Slot>,
-    /// File descriptors other threads posted to this ring, not yet taken by `received`.
-    inbox: VecDeque<RawFd>,
-    inbox_waker: Option<Waker>,
 }
 
 struct Task {
@@ -215,8 +181,6 @@ impl Runtime {
             core: RefCell::new(Core {
                 ring,
                 slots: Slab::with_capacity(256),
-                inbox: VecDeque::new(),
-                inbox_waker: None,
             }),
             ready: RefCell::new(VecDeque::with_capacity(256)),
             tasks: RefCell::new(Slab::with_capacity(256)),
@@ -403,23 +367,9 @@ impl Core {
     }
 
     fn reap(&mut self) {
-        let Core {
-            ring,
-            slots,
-            inbox,
-            inbox_waker,
-        } = self;
+        let Core { ring, slots } = self;
         for cqe in ring.completion() {
             let ud = cqe.user_data();
-            if ud == MAILBOX {
-                if cqe.result() >= 0 {
-                    inbox.push_back(cqe.result());
-                }
-                if let Some(w) = inbox_waker.take() {
-                    w.wake();
-                }
-                continue;
-            }
             let idx = (ud & !FIRST) as usize;
             let Some(slot) = slots.get_mut(idx) else {
                 continue;
@@ -450,13 +400,6 @@ impl Drop for Teardown {
             // Operations still in flight: their data and the ring stay allocated for good,
             // never freed under the kernel.
             std::mem::forget(self.0.clone());
-        }
-        // Connections handed to this thread that it never took: nobody else will close them.
-        if let Ok(mut core) = self.0.core.try_borrow_mut() {
-            for fd in core.inbox.drain(..) {
-                // SAFETY: a posted fd belongs to the receiving ring's thread alone.
-                drop(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
         }
         let _ = RUNTIME.try_with(|r| r.borrow_mut().take());
         let _ = TURN.try_with(|t| t.set(None));
