@@ -9,7 +9,7 @@ mod common;
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use ringproxy::http::ChunkedScanner;
@@ -575,6 +575,35 @@ fn pipelined_valid_request_then_garbage_gets_an_answer_then_400() {
     assert_eq!(r.status, 400);
     assert!(c.closed());
     assert_eq!(o.requests.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_head_cut_short_after_its_request_line_gets_400_and_a_log_line() {
+    let o = http_origin(|_, _| ok("origin"));
+    let p = proxy_to("framing-cut", &o, "");
+    let send_then_close = |raw: &[u8]| {
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.write_all(raw).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_until_close(&mut s, Duration::from_secs(5))
+    };
+    let (out, closed) = send_then_close(b"GET /cut HTTP/1.1\r\nHost: a\r\nX-A: par");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text:?}");
+    assert!(closed);
+    // Cut inside the request line: closed without a response or a log line, as httpd does.
+    let (out, closed) = send_then_close(b"GET /cu");
+    assert!(
+        out.is_empty() && closed,
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    let lines = p.access_lines(1);
+    std::thread::sleep(Duration::from_millis(300)); // more than the 50 ms log flush
+    assert_eq!(p.access_log().lines().count(), 1, "{}", p.access_log());
+    assert!(lines[0].contains("\"GET /cut HTTP/1.1\" 400 "), "{lines:?}");
+    assert!(p.error_log().contains("closed in the request head"));
+    assert_eq!(o.connections(), 0);
 }
 
 // ---- member side ---------------------------------------------------------------------------

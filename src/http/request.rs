@@ -356,9 +356,40 @@ fn head_semantics(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result
     Ok(())
 }
 
+/// True when `buf` holds a whole request line, after the empty lines that `parse_request`
+/// skips. httpd answers a head that ends there (the client closed) with 400; before that, it
+/// closes without a word.
+pub fn has_request_line(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    buf[start..].contains(&b'\n')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_line_is_whole_once_its_line_ends() {
+        for (buf, want) in [
+            (&b""[..], false),
+            (b"\r\n\r\n", false),
+            (b"GET / HT", false),
+            (b"\r\nGET / HTTP/1.1\r", false),
+            (b"GET / HTTP/1.1\r\n", true),
+            (b"\r\nGET / HTTP/1.1\r\nHost: a", true),
+            (b"garbage\n", true),
+        ] {
+            assert_eq!(
+                has_request_line(buf),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
 
     fn parse(input: &[u8]) -> Result<(Parsed, RequestHead), RequestError> {
         let mut h = RequestHead::new();

@@ -225,6 +225,9 @@ impl<B: Backend> Client<B> {
             let (r, buf) = self.conn.read(buf, deadline).await;
             self.inbuf = buf;
             match r {
+                Ok(0) if http::has_request_line(&self.inbuf) => {
+                    return HeadRead::Reject(400, "the connection closed in the request head");
+                }
                 Ok(0) => return HeadRead::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::TimedOut && shrink => {
