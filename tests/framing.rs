@@ -590,6 +590,10 @@ fn a_head_cut_short_after_its_request_line_gets_400_and_a_log_line() {
     let (out, closed) = send_then_close(b"GET /cut HTTP/1.1\r\nHost: a\r\nX-A: par");
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 400 "), "{text:?}");
+    assert!(
+        text.to_ascii_lowercase().contains("\r\nconnection: close"),
+        "{text:?}"
+    );
     assert!(closed);
     // Cut inside the request line: closed without a response or a log line, as httpd does.
     let (out, closed) = send_then_close(b"GET /cu");
