@@ -578,6 +578,23 @@ fn pipelined_valid_request_then_garbage_gets_an_answer_then_400() {
 }
 
 #[test]
+fn a_bad_request_line_is_answered_before_the_head_ends() {
+    let o = http_origin(|_, _| ok("origin"));
+    let p = proxy_to("framing-early-line", &o, "");
+    // No empty line follows: the answer must come without waiting for it, well before the
+    // 20 s header timeout that would otherwise end the wait (`assert_rejected` reads for 5 s).
+    let cases: &[(&str, &[u8], u16)] = &[
+        ("bad method byte", b"G\x01T / HTTP/1.1\r\nHost: a\r\n", 400),
+        ("not HTTP at all", b"GARBAGE \x01 NOT HTTP\r\n", 400),
+        ("HTTP/1.3", b"GET / HTTP/1.3\r\nHost: a\r\n", 505),
+        ("CONNECT", b"CONNECT a:443 HTTP/1.1\r\n", 501),
+    ];
+    for (what, raw, status) in cases {
+        assert_rejected(&p, &o, what, raw, *status);
+    }
+}
+
+#[test]
 fn a_head_cut_short_after_its_request_line_gets_400_and_a_log_line() {
     let o = http_origin(|_, _| ok("origin"));
     let p = proxy_to("framing-cut", &o, "");

@@ -118,6 +118,9 @@ const fn err(status: u16, reason: &'static str) -> RequestError {
 ///   `limits.field_size`, a head longer than `limits.head_size` (detected while partial too).
 /// - 501: CONNECT; a transfer coding other than chunked before the final chunked.
 /// - 505: a well-formed version other than HTTP/1.0 and HTTP/1.1.
+///
+/// The request line is checked as soon as it has ended (method, target, version, CONNECT), so
+/// those rejections come while the rest of the head is partial too.
 pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
@@ -132,7 +135,16 @@ pub fn parse_request(
     let scanned = head.scan.scan(buf, &lim);
     let first = (head.scan.first_start, head.scan.first_end);
     let head_len = match scanned {
-        Ok(None) => return Ok(Parsed::Partial),
+        Ok(None) => {
+            if let Some(line) = head.scan.first_line().filter(|_| !head.scan.first_checked) {
+                if let Err(e) = early_request_line(buf, line, head) {
+                    head.scan.reset();
+                    return Err(e);
+                }
+                head.scan.first_checked = true;
+            }
+            return Ok(Parsed::Partial);
+        }
         Ok(Some(n)) => {
             head.scan.reset();
             n
@@ -159,7 +171,7 @@ pub fn parse_request(
 
 fn complete(
     buf: &[u8],
-    (line_start, line_end): (usize, usize),
+    line: (usize, usize),
     limits: &Limits,
     head: &mut RequestHead,
 ) -> Result<Parsed, RequestError> {
@@ -171,25 +183,58 @@ fn complete(
     match req.parse_with_uninit_headers(buf, &mut storage[..n]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(err(400, "malformed head")),
-        Err(e) => {
-            return Err(match e {
-                httparse::Error::Token => {
-                    // httparse stops at the first bad byte without telling whether it was in the
-                    // method or the target.
-                    err(400, "bad method or target")
-                }
-                httparse::Error::Version => version_error(&buf[line_start..line_end]),
-                httparse::Error::HeaderName => err(400, "bad field name"),
-                httparse::Error::HeaderValue => err(400, "bad field value"),
-                httparse::Error::TooManyHeaders => err(431, "too many fields"),
-                _ => err(400, "malformed head"),
-            });
-        }
+        Err(e) => return Err(httparse_error(e, &buf[line.0..line.1])),
     }
+    request_line(&req, buf, line, head)?;
+    fields::collect_fields(req.headers, buf, &mut head.fields);
+    head_semantics(buf, limits, head)?;
+    Ok(Parsed::Complete)
+}
+
+/// The request line of a head that has not ended yet, checked as soon as the line itself has:
+/// a malformed one is answered at once, as httpd does, not when the head ends or times out.
+fn early_request_line(
+    buf: &[u8],
+    line: (usize, usize),
+    head: &mut RequestHead,
+) -> Result<(), RequestError> {
+    let mut req = httparse::Request::new(&mut []);
+    // Up to the line's CRLF: httparse then wants the fields and says Partial.
+    if let Err(e) = req.parse(&buf[..line.1 + 2]) {
+        return Err(httparse_error(e, &buf[line.0..line.1]));
+    }
+    if req.version.is_none() {
+        return Ok(()); // not reached by httparse: left to the complete head
+    }
+    request_line(&req, buf, line, head)
+}
+
+/// An httparse error as a status; `line` is the request line.
+fn httparse_error(e: httparse::Error, line: &[u8]) -> RequestError {
+    match e {
+        // httparse stops at the first bad byte without telling whether it was in the method or
+        // the target.
+        httparse::Error::Token => err(400, "bad method or target"),
+        httparse::Error::Version => version_error(line),
+        httparse::Error::HeaderName => err(400, "bad field name"),
+        httparse::Error::HeaderValue => err(400, "bad field value"),
+        httparse::Error::TooManyHeaders => err(431, "too many fields"),
+        _ => err(400, "malformed head"),
+    }
+}
+
+/// Method, target and version from `req`, httparse's parse of `buf` (which starts where the
+/// head does); `line` is the request line's span.
+fn request_line(
+    req: &httparse::Request<'_, '_>,
+    buf: &[u8],
+    (line_start, line_end): (usize, usize),
+    head: &mut RequestHead,
+) -> Result<(), RequestError> {
     let base = buf.as_ptr() as usize;
     let off = |s: &str| s.as_ptr() as usize - base;
 
-    let method_str = req.method.expect("complete");
+    let method_str = req.method.expect("parsed");
     let method = Method::from_token(method_str.as_bytes()).ok_or(err(501, "CONNECT"))?;
     head.method = method;
     let m0 = off(method_str);
@@ -201,14 +246,10 @@ fn complete(
     };
     head.request_line = Span::new(line_start, line_end);
 
-    let target = req.path.expect("complete");
+    let target = req.path.expect("parsed");
     let t0 = off(target);
     head.target = Span::new(t0, t0 + target.len());
-    parse_target(target.as_bytes(), t0, method, head)?;
-
-    fields::collect_fields(req.headers, buf, &mut head.fields);
-    head_semantics(buf, limits, head)?;
-    Ok(Parsed::Complete)
+    parse_target(target.as_bytes(), t0, method, head)
 }
 
 /// 505 for `HTTP/d.d` other than 1.0/1.1, 400 for anything else malformed.
@@ -479,6 +520,35 @@ mod tests {
         assert_eq!(parse_request(buf, &lim, &mut h), Ok(Parsed::Complete));
         assert_eq!(h.head_len, head_end);
         assert_eq!(&buf[h.head_len..], b"hello");
+    }
+
+    #[test]
+    fn a_bad_request_line_is_rejected_before_the_head_ends() {
+        for (buf, status) in [
+            (&b"G\x01T / HTTP/1.1\r\nHost: a"[..], 400),
+            (b"GET / HTTP/1.3\r\n", 505),
+            (b"GET / HTTP/1.1 x\r\nHo", 400),
+            (b"GET /\r\n", 400),
+            (b"GET a/b HTTP/1.1\r\n", 400),
+            (b"GET * HTTP/1.1\r\n", 400),
+            (b"\r\nCONNECT a:443 HTTP/1.1\r\n", 501),
+        ] {
+            assert_eq!(status_of(buf), status, "{:?}", String::from_utf8_lossy(buf));
+        }
+        for buf in [
+            &b"GET / HTTP/1.1\r\nHost: a"[..],
+            b"\r\nOPTIONS * HTTP/1.1\r\n",
+            b"GET http://h/p?q HTTP/1.0\r\n",
+        ] {
+            assert!(matches!(parse(buf), Ok((Parsed::Partial, _))), "{buf:?}");
+        }
+        // Checked once, then the head completes as usual.
+        let buf = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (lim, mut h) = (Limits::default(), RequestHead::new());
+        assert_eq!(parse_request(&buf[..20], &lim, &mut h), Ok(Parsed::Partial));
+        assert_eq!(parse_request(&buf[..24], &lim, &mut h), Ok(Parsed::Partial));
+        assert_eq!(parse_request(buf, &lim, &mut h), Ok(Parsed::Complete));
+        assert_eq!(h.path.get(buf), b"/x");
     }
 
     #[test]

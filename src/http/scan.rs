@@ -20,6 +20,8 @@ pub(crate) struct HeadScan {
     /// The start line, without CRLF (valid once `lines > 0`).
     pub first_start: usize,
     pub first_end: usize,
+    /// The caller has checked the start line while the head is still partial.
+    pub first_checked: bool,
 }
 
 /// Limits applied by the scanner. Line lengths exclude the CRLF.
@@ -44,6 +46,11 @@ pub(crate) enum ScanError {
 impl HeadScan {
     pub fn reset(&mut self) {
         *self = HeadScan::default();
+    }
+
+    /// The start line's span (without CRLF) once it has ended.
+    pub fn first_line(&self) -> Option<(usize, usize)> {
+        (self.lines > 0).then_some((self.first_start, self.first_end))
     }
 
     /// Scans `buf` from where the last call stopped. Returns `Some(head_len)` once the empty line
