@@ -150,7 +150,17 @@ pub fn parse_request(
             n
         }
         Err(e) => {
+            // httpd reads the request line before the fields: its fault comes first, whether
+            // the head arrived whole or in pieces.
+            let line_fault = head
+                .scan
+                .first_line()
+                .filter(|_| !head.scan.first_checked)
+                .and_then(|line| early_request_line(buf, line, head).err());
             head.scan.reset();
+            if let Some(f) = line_fault {
+                return Err(f);
+            }
             return Err(match e {
                 ScanError::FirstLineTooLong => err(414, "request line too long"),
                 ScanError::FieldLineTooLong => err(431, "field line too long"),
@@ -183,7 +193,13 @@ fn complete(
     match req.parse_with_uninit_headers(buf, &mut storage[..n]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(err(400, "malformed head")),
-        Err(e) => return Err(httparse_error(e, &buf[line.0..line.1])),
+        Err(e) => {
+            // A fault in the fields after a complete request line: the line's own comes first.
+            if req.version.is_some() {
+                request_line(&req, buf, line, head)?;
+            }
+            return Err(httparse_error(e, &buf[line.0..line.1]));
+        }
     }
     request_line(&req, buf, line, head)?;
     fields::collect_fields(req.headers, buf, &mut head.fields);
@@ -822,6 +838,12 @@ Proxy-Connection: keep-alive\r\nTrailer: X\r\nX-Forwarded-For: 1.2.3.4\r\nMax-Fo
             (b"GET / HTTP/0.9\r\nHost: h\r\n\r\n", 505),
             // CONNECT
             (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501),
+            // a fault in the request line and one in the fields: the line's, however the bytes
+            // arrive (found by the scan, by httparse, or by the field rules)
+            (b"GET / HTTP/1.2\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 505),
+            (b"CONNECT h:443 HTTP/1.1\r\nX(: x\r\n\r\n", 501),
+            (b"GET a/b HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"GET / HTTP/3.0\r\nHost: h\r\nHost: h\r\n\r\n", 505),
         ];
 
     #[test]

@@ -28,8 +28,16 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
         if self.x.head_valid {
             return self.c.req.request_line.get(&self.c.inbuf);
         }
-        // A rejected head: its first line as received, as httpd logs it.
-        let b = &self.c.inbuf[..self.c.inbuf.len().min(self.cfg.limits.request_line)];
+        // A rejected head: its request line as received, as httpd logs it (after the empty
+        // lines it skips).
+        let skip = self
+            .c
+            .inbuf
+            .iter()
+            .position(|&c| c != b'\r' && c != b'\n')
+            .unwrap_or(self.c.inbuf.len());
+        let b = &self.c.inbuf[skip..];
+        let b = &b[..b.len().min(self.cfg.limits.request_line)];
         let end = b
             .iter()
             .position(|&c| c == b'\r' || c == b'\n')
