@@ -114,26 +114,39 @@ BalancerMember http://127.0.0.1:8001 route=backend-port-8001
 ";
 
 fn rewrite_routing() {
-    let cfg = ringproxy::conf::load_str(SEED_CONF, Path::new("bench.conf")).expect("config");
-    let raw = b"GET /service1/index.html?x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    let mut head = RequestHead::new();
-    assert!(matches!(
-        parse_request(raw, &cfg.limits, &mut head),
-        Ok(Parsed::Complete)
-    ));
-    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let mut scratch = RouteScratch::new(&cfg);
-    let mut out = Vec::with_capacity(256);
-    bench("RewriteRule [P] routing (seed rule)", 1_000_000, || {
-        let input = RouteInput {
-            buf: raw,
-            req: &head,
-            peer: addr,
-            local: addr,
-            server_name: "localhost",
-        };
-        black_box(route(&cfg, &input, &mut scratch, &mut out));
-    });
+    // The seed's rule alone, then behind 19 rules for other prefixes that the request misses
+    // (a site with a rule per service).
+    let others: String = (2..=20)
+        .map(|n| {
+            format!("RewriteRule ^/service{n}/(.*) balancer://backend/service{n}/$1 [proxy,last]\n")
+        })
+        .collect();
+    let many = SEED_CONF.replacen("RewriteRule", &format!("{others}RewriteRule"), 1);
+    for (name, conf) in [
+        ("RewriteRule [P] routing (seed rule)", SEED_CONF),
+        ("RewriteRule [P] routing (20th of 20 rules)", many.as_str()),
+    ] {
+        let cfg = ringproxy::conf::load_str(conf, Path::new("bench.conf")).expect("config");
+        let raw = b"GET /service1/index.html?x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let mut head = RequestHead::new();
+        assert!(matches!(
+            parse_request(raw, &cfg.limits, &mut head),
+            Ok(Parsed::Complete)
+        ));
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mut scratch = RouteScratch::new(&cfg);
+        let mut out = Vec::with_capacity(256);
+        bench(name, 1_000_000, || {
+            let input = RouteInput {
+                buf: raw,
+                req: &head,
+                peer: addr,
+                local: addr,
+                server_name: "localhost",
+            };
+            black_box(route(&cfg, &input, &mut scratch, &mut out));
+        });
+    }
 }
 
 /// The member-bound head of a browser request: hop-by-hop fields dropped, Host and the

@@ -181,6 +181,9 @@ pub struct RewriteRule {
     /// Where the rule was written, for logs.
     pub at: String,
     pub pattern: Regex,
+    /// Text that every match starts with (`^/service1/(.*)`: `/service1/`): a path without it
+    /// cannot match, so the regex need not run. None where the pattern has none or is [NC].
+    pub prefix: Option<String>,
     /// `!pattern`: matches when the regex does not (then no `$N`).
     pub negate: bool,
     /// None for `-` (no substitution).

@@ -54,6 +54,35 @@ fn compile(item: &Item, w: &Word, pattern: &str, nocase: bool) -> Result<Regex, 
     })
 }
 
+/// The literal text at the start of every match of a pattern anchored with `^`: the run of
+/// plain (or backslash-escaped punctuation) characters after it, less a last one that a
+/// quantifier may repeat or drop. None when there is no such run, or when the pattern has an
+/// alternation anywhere (`^/a|/b` does not anchor `/b`).
+fn literal_prefix(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix('^')?;
+    if pattern.contains('|') {
+        return None;
+    }
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let lit = match c {
+            '\\' => match chars.next() {
+                // `\<` and `\>` are word-boundary assertions, not characters.
+                Some(e) if e.is_ascii_punctuation() && e != '<' && e != '>' => e,
+                _ => break, // a class, an assertion or a code: not plain text
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => break,
+            c => c,
+        };
+        if matches!(chars.peek(), Some('?' | '*' | '+' | '{')) {
+            break; // `lit` may repeat or be absent
+        }
+        prefix.push(lit);
+    }
+    (!prefix.is_empty()).then_some(prefix)
+}
+
 pub(super) fn rewrite_cond(b: &mut Builder, item: &Item) -> Result<(), ConfError> {
     let (test, pat, flags) = match item.args.as_slice() {
         [t, p] => (t, p, None),
@@ -226,6 +255,7 @@ pub(super) fn rewrite_rule(b: &mut Builder, item: &Item) -> Result<(), ConfError
     b.rewrite_rules.push(RewriteRule {
         at: item.span.to_string(),
         pattern,
+        prefix: (!fl.nocase).then(|| literal_prefix(p)).flatten(),
         negate,
         substitution,
         conds,
@@ -373,4 +403,86 @@ fn server_var(name: &str) -> Result<ServerVar, String> {
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_prefix;
+
+    #[test]
+    fn the_literal_prefix_is_what_every_match_starts_with() {
+        for (pattern, want) in [
+            ("^/service1/(.*)", Some("/service1/")),
+            ("^/app$", Some("/app")),
+            ("^/a.b", Some("/a")),
+            ("^/ab?c", Some("/a")),
+            ("^/ab*", Some("/a")),
+            ("^/ab+", Some("/a")),
+            ("^/a{2}", Some("/")),
+            ("^/v1\\.0/x", Some("/v1.0/x")),
+            ("^/v1\\.?0", Some("/v1")),
+            ("^/caf\u{e9}/", Some("/caf\u{e9}/")),
+            ("^/x\\d+", Some("/x")),
+            ("^/\\<b", Some("/")),
+            ("^(?i)/a", None),
+            ("^/a|/b", None),
+            ("^/(a|b)/", None),
+            ("/service1/(.*)", None),
+            ("^.*", None),
+            ("^", None),
+        ] {
+            assert_eq!(literal_prefix(pattern).as_deref(), want, "{pattern}");
+        }
+    }
+
+    /// Every path the regex matches starts with the prefix, so skipping the regex for the
+    /// others changes nothing.
+    #[test]
+    fn a_path_without_the_prefix_never_matches() {
+        let patterns = [
+            "^/service1/(.*)",
+            "^/app$",
+            "^/ab?c",
+            "^/a{2}x",
+            "^/v1\\.?0",
+            "^/x\\d+",
+            "^/\\<b",
+            "^/\\-\\~\\#/",
+            "^/caf\u{e9}",
+        ];
+        let paths = [
+            "/",
+            "/a",
+            "/ab",
+            "/ac",
+            "/abc",
+            "/aax",
+            "/aaax",
+            "/app",
+            "/apps",
+            "/b",
+            "/v10",
+            "/v1.0",
+            "/v1-0",
+            "/x1",
+            "/x",
+            "/-~#/",
+            "/service1/",
+            "/service1/a",
+            "/service1",
+            "/service10/",
+            "/caf\u{e9}",
+            "/cafe",
+        ];
+        for p in patterns {
+            let re = regex::Regex::new(p).unwrap();
+            let prefix = literal_prefix(p).expect(p);
+            for path in paths {
+                assert!(
+                    !re.is_match(path) || path.starts_with(&prefix),
+                    "{p} matches {path} without {prefix}"
+                );
+            }
+        }
+    }
 }

@@ -139,7 +139,10 @@ fn rewrite(
     let mut rewritten = false;
     for (i, rule) in cfg.rewrite_rules.iter().enumerate() {
         let m = &mut s.rules[i];
-        let matched = m.re.captures_read(&mut m.caps, &s.path).is_some();
+        let matched = match &rule.prefix {
+            Some(p) if !s.path.starts_with(p.as_str()) => false,
+            _ => m.re.captures_read(&mut m.caps, &s.path).is_some(),
+        };
         if matched == rule.negate {
             continue;
         }
