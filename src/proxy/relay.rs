@@ -45,19 +45,15 @@ pub fn response_head(
     keep_alive: bool,
     client: Version,
 ) {
-    // "NNN reason" exactly as the member sent it. Bytes that go out unchanged are sent from
-    // the member's buffer, so a head with nothing to drop is one segment with its body.
-    let (sl_start, sl_end) = (
-        resp.status_line.start as usize,
-        resp.status_line.end as usize,
-    );
-    if buf[sl_start..].starts_with(b"HTTP/1.1 ") && buf[sl_end..].starts_with(b"\r\n") {
-        g.push(Src::Input, sl_start, sl_end + 2);
-    } else {
+    // "NNN reason" exactly as the member sent it, with its CRLF (the parser refuses a bare LF
+    // on any line). Unchanged bytes go from the member's buffer, so a head with nothing to
+    // drop is one segment with its body.
+    let mut start = resp.status_line.start as usize;
+    if !buf[start..].starts_with(b"HTTP/1.1 ") {
         g.push_scratch(b"HTTP/1.1 ");
-        g.push(Src::Input, sl_start + 9, sl_end);
-        g.push_scratch(b"\r\n");
+        start += 9;
     }
+    g.push(Src::Input, start, resp.status_line.end as usize + 2);
     for f in &resp.fields {
         match f.kind {
             FieldKind::Connection | FieldKind::HopByHop => continue,
@@ -74,10 +70,8 @@ pub fn response_head(
         g.push_scratch(b"Connection: close\r\n\r\n");
     } else if client == Version::Http10 {
         g.push_scratch(b"Connection: Keep-Alive\r\n\r\n");
-    } else if buf[..resp.head_len].ends_with(b"\r\n") {
-        g.push(Src::Input, resp.head_len - 2, resp.head_len);
     } else {
-        g.push_scratch(b"\r\n");
+        g.push(Src::Input, resp.head_len - 2, resp.head_len); // the member's final CRLF
     }
 }
 
