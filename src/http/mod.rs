@@ -30,7 +30,7 @@ mod scan;
 mod status;
 
 pub use chunked::{ChunkError, ChunkedScanner};
-pub use request::{RequestError, RequestHead, has_request_line, parse_request};
+pub use request::{RequestError, RequestHead, has_request_line, parse_request, skip_empty_lines};
 pub use response::{ResponseError, ResponseHead, parse_response, parse_response_framing};
 pub use status::status_reason;
 

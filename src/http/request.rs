@@ -136,7 +136,7 @@ pub fn parse_request(
     let first = (head.scan.first_start, head.scan.first_end);
     let head_len = match scanned {
         Ok(None) => {
-            if let Some(line) = head.scan.first_line().filter(|_| !head.scan.first_checked) {
+            if let Some(line) = head.scan.unchecked_first_line() {
                 if let Err(e) = early_request_line(buf, line, head) {
                     head.scan.reset();
                     return Err(e);
@@ -154,8 +154,7 @@ pub fn parse_request(
             // the head arrived whole or in pieces.
             let line_fault = head
                 .scan
-                .first_line()
-                .filter(|_| !head.scan.first_checked)
+                .unchecked_first_line()
                 .and_then(|line| early_request_line(buf, line, head).err());
             head.scan.reset();
             if let Some(f) = line_fault {
@@ -417,11 +416,17 @@ fn head_semantics(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result
 /// skips. httpd answers a head that ends there (the client closed) with 400; before that, it
 /// closes without a word.
 pub fn has_request_line(buf: &[u8]) -> bool {
+    skip_empty_lines(buf).contains(&b'\n')
+}
+
+/// `buf` from where its request line starts: past the empty lines before it, which
+/// `parse_request` skips (RFC 9112 §2.2).
+pub fn skip_empty_lines(buf: &[u8]) -> &[u8] {
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
-    buf[start..].contains(&b'\n')
+    &buf[start..]
 }
 
 #[cfg(test)]

@@ -48,9 +48,10 @@ impl HeadScan {
         *self = HeadScan::default();
     }
 
-    /// The start line's span (without CRLF) once it has ended.
-    pub fn first_line(&self) -> Option<(usize, usize)> {
-        (self.lines > 0).then_some((self.first_start, self.first_end))
+    /// The start line's span (without CRLF) once it has ended, until the caller has checked
+    /// it (`first_checked`).
+    pub fn unchecked_first_line(&self) -> Option<(usize, usize)> {
+        (self.lines > 0 && !self.first_checked).then_some((self.first_start, self.first_end))
     }
 
     /// Scans `buf` from where the last call stopped. Returns `Some(head_len)` once the empty line

@@ -30,13 +30,7 @@ impl<B: Backend> LogRecord for LogView<'_, B> {
         }
         // A rejected head: its request line as received, as httpd logs it (after the empty
         // lines it skips).
-        let skip = self
-            .c
-            .inbuf
-            .iter()
-            .position(|&c| c != b'\r' && c != b'\n')
-            .unwrap_or(self.c.inbuf.len());
-        let b = &self.c.inbuf[skip..];
+        let b = crate::http::skip_empty_lines(&self.c.inbuf);
         let b = &b[..b.len().min(self.cfg.limits.request_line)];
         let end = b
             .iter()
