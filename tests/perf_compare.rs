@@ -1,7 +1,7 @@
-//! perf/compare end to end, in its quick form against ringproxy alone: direct and ringproxy
-//! ×1 at 27 B and c50, one run of 1 s each, with cargo test's builds. The tables, the JSON and
-//! the charts come out, every cell has a figure and no error, and nothing it started is left
-//! listening.
+//! perf/compare end to end, in its quick form against ringproxy and the io_uring byte relay
+//! (examples/relay_floor.rs): direct, ringproxy ×1 and the relay ×1 at 27 B and c50, one run
+//! of 1 s each, with cargo test's builds. The tables, the JSON and the charts come out, every
+//! cell has a figure and no error, and nothing it started is left listening.
 
 mod common;
 
@@ -40,10 +40,23 @@ fn quick_compare_writes_results_and_stops_what_it_started() {
     let out = common::temp_dir("perf-compare");
     let base = free_port_base();
     let built = Path::new(common::ringproxy_bin()).parent().unwrap();
+    // `cargo test` builds the examples before it runs any test; `--test perf_compare` alone
+    // does not.
+    assert!(
+        built.join("examples/relay_floor").exists(),
+        "no {}: run the whole `cargo test`, or `cargo build --example relay_floor` first",
+        built.join("examples/relay_floor").display()
+    );
     let repo = env!("CARGO_MANIFEST_DIR");
     let mut child = Command::new("python3")
         .arg("perf/lib/compare.py")
-        .args(["--quick", "--proxies", "ringproxy", "--wrk", "0"])
+        .args([
+            "--quick",
+            "--proxies",
+            "ringproxy,relay-floor",
+            "--wrk",
+            "0",
+        ])
         .args(["--duration", "1", "--warmup", "0.5"])
         .arg("--out")
         .arg(&out)
@@ -86,7 +99,7 @@ fn quick_compare_writes_results_and_stops_what_it_started() {
             .find(|r| r[2] == target)
             .unwrap_or_else(|| panic!("no {target} row in\n{md}"))
     };
-    for target in ["direct", "ringproxy ×1"] {
+    for target in ["direct", "ringproxy ×1", "io_uring byte relay ×1"] {
         let r = row(target);
         // req/s (× direct) first: a positive count.
         let rate = r[3].split_whitespace().next().unwrap();
@@ -105,6 +118,16 @@ fn quick_compare_writes_results_and_stops_what_it_started() {
     let conns = &proxy[proxy.len() - 3];
     let opened: usize = conns.split_whitespace().next().unwrap().parse().unwrap();
     assert!((1..=50).contains(&opened), "backend conns {conns}");
+    // The relay pairs each client connection with a member connection of its own: the
+    // warm-up's 50, the run's 50 and the readiness probes'.
+    let relay = row("io_uring byte relay ×1");
+    let opened: usize = relay[relay.len() - 3]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(opened >= 100, "{relay:?}");
 
     let json_name = files.iter().find(|f| f.ends_with(".json")).unwrap();
     let json = std::fs::read_to_string(out.join(json_name)).unwrap();

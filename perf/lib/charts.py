@@ -14,7 +14,7 @@ from names import body_name, num, target_name
 
 COLORS = {"direct": "#7f7f7f", "ringproxy": "#d95f02", "haproxy": "#1f78b4",
           "haproxy-tcp": "#a6cee3", "ringproxy-epoll": "#fdbf6f",
-          "ringproxy-uring": "#e6ab02",
+          "ringproxy-uring": "#e6ab02", "relay-floor": "#fb9a99",
           "nginx": "#33a02c", "apache": "#6a3d9a"}
 PERCENTILES = (("p50_us", "p50", "#a6cee3"), ("p99_us", "p99", "#1f78b4"),
                ("p999_us", "p99.9", "#08306b"))

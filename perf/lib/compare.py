@@ -66,7 +66,8 @@ def parse_args(argv):
     p.add_argument("--proxies", type=proxies_arg, default=list(S.PROXIES),
                    help="default ringproxy,haproxy,nginx,apache; for reference, on request: "
                         "haproxy-tcp (an L4 relay), ringproxy-epoll and ringproxy-uring (its "
-                        "epoll backend and tokio-uring's io_uring loop)")
+                        "epoll backend and tokio-uring's io_uring loop), relay-floor "
+                        "(examples/relay_floor.rs, a byte relay on io_uring)")
     p.add_argument("--bodies", type=list_arg(size_arg), default=[27, 16384, 1048576],
                    help="response body sizes (default 27,16k,1m)")
     p.add_argument("--conns", type=list_arg(int), default=[50, 200],

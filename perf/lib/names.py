@@ -2,7 +2,7 @@
 
 LABELS = {"direct": "direct", "ringproxy": "ringproxy", "haproxy": "HAProxy",
           "haproxy-tcp": "HAProxy mode tcp", "ringproxy-epoll": "ringproxy epoll",
-          "ringproxy-uring": "ringproxy tokio-uring",
+          "ringproxy-uring": "ringproxy tokio-uring", "relay-floor": "io_uring byte relay",
           "nginx": "nginx", "apache": "Apache httpd"}
 
 

@@ -23,21 +23,24 @@ PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
 # Opt-in references, not in the default matrix: HAProxy relaying bytes in `mode tcp` (no HTTP
 # parsing, one member connection per client connection) shows what the socket work alone costs;
 # ringproxy on its epoll backend (IoBackend epoll) shows what io_uring changes, and on
-# tokio-uring's loop (IoBackend uring) what our own io_uring loop saves.
-REFERENCES = ("haproxy-tcp", "ringproxy-epoll", "ringproxy-uring")
+# tokio-uring's loop (IoBackend uring) what our own io_uring loop saves; relay-floor
+# (examples/relay_floor.rs: bytes relayed on io_uring, nothing else) the least any user-space
+# proxy on io_uring can cost.
+REFERENCES = ("haproxy-tcp", "ringproxy-epoll", "ringproxy-uring", "relay-floor")
 # ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
 # during the run does not change what is measured half-way.
 PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
             "ringload": os.path.join(BUILT, "ringload"),
             "ringproxy-epoll": os.path.join(BUILT, "ringproxy"),
             "ringproxy-uring": os.path.join(BUILT, "ringproxy"),
+            "relay-floor": os.path.join(BUILT, "examples", "relay_floor"),
             "haproxy": "haproxy", "haproxy-tcp": "haproxy", "nginx": "nginx",
             "apache": "apache2"}
 
 
 def copy_binaries(folder):
-    """Copies ringproxy and ringload into folder and runs them from there from now on."""
-    for name in ("ringproxy", "ringload"):
+    """Copies our binaries into folder and runs them from there from now on."""
+    for name in ("ringproxy", "ringload", "relay-floor"):
         if os.access(PROGRAMS[name], os.X_OK):
             PROGRAMS[name] = shutil.copy2(PROGRAMS[name], os.path.join(folder, name))
     PROGRAMS["ringproxy-epoll"] = PROGRAMS["ringproxy-uring"] = PROGRAMS["ringproxy"]
@@ -139,7 +142,7 @@ def proxy_command(name, workers, ports, work):
     """Writes the proxy's config into work and returns its command line."""
     return {"ringproxy": ringproxy, "ringproxy-epoll": ringproxy_epoll,
             "ringproxy-uring": ringproxy_uring, "haproxy": haproxy, "haproxy-tcp": haproxy_tcp,
-            "nginx": nginx, "apache": apache}[name](workers, ports, work)
+            "relay-floor": relay_floor, "nginx": nginx, "apache": apache}[name](workers, ports, work)
 
 
 def balancer_stanza(ports, httpd=False):
@@ -191,6 +194,12 @@ def ringproxy_epoll(workers, ports, work):
 
 def ringproxy_uring(workers, ports, work):
     return ringproxy(workers, ports, work, io="uring")
+
+
+def relay_floor(workers, ports, work):
+    """examples/relay_floor.rs: a byte relay on io_uring, the floor of any user-space proxy."""
+    a, b = ports.members
+    return [PROGRAMS["relay-floor"], str(ports.proxy), f"{a},{b}", str(workers)]
 
 
 def haproxy(workers, ports, work, mode="http"):
