@@ -40,10 +40,9 @@ fn timeout_then_reuse<B: Backend>(timeout: Duration) {
         let mut g = Gather::new();
         g.input = buf;
         g.push(Src::Input, 0, 5);
-        let (r, g) = conn
-            .write_all(g, Instant::now() + Duration::from_secs(5))
-            .await;
-        r.unwrap();
+        conn.write_all(&mut g, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
         let mut echo = [0u8; 5];
         client.read_exact(&mut echo).unwrap();
         assert_eq!(&echo, b"HELLO");
@@ -140,18 +139,16 @@ fn write_then_read<B: Backend>() {
         let c = B::connect(addr, Instant::now() + Duration::from_secs(2))
             .await
             .unwrap();
-        let (r, g, buf) = c
-            .write_then_read(request(Vec::new(), true), Vec::with_capacity(64), far())
-            .await;
+        let (mut g, mut buf) = (request(Vec::new(), true), Vec::with_capacity(64));
+        let r = c.write_then_read(&mut g, &mut buf, far()).await;
         assert_eq!(r.unwrap(), 4);
         assert_eq!(&buf[..], b"PONG");
         let short = Deadlines {
             read: Instant::now() + Duration::from_millis(100),
             ..far()
         };
-        let (r, g, buf) = c
-            .write_then_read(request(g.input, false), Vec::new(), short)
-            .await;
+        let (mut g, mut buf) = (request(g.input, false), Vec::new());
+        let r = c.write_then_read(&mut g, &mut buf, short).await;
         match r {
             Err(ExchangeError::Read(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
             other => panic!("wanted a read timeout, got {other:?}"),
@@ -168,9 +165,8 @@ fn write_then_read<B: Backend>() {
         while reset.is_idle_alive() && Instant::now() < until {
             B::pause_until(Instant::now() + Duration::from_millis(5)).await;
         }
-        let (r, _, _) = reset
-            .write_then_read(request(g.input, true), Vec::with_capacity(64), far())
-            .await;
+        let (mut g, mut buf) = (request(g.input, true), Vec::with_capacity(64));
+        let r = reset.write_then_read(&mut g, &mut buf, far()).await;
         assert!(
             matches!(r, Err(ExchangeError::Write(_))),
             "wanted a write error, got {r:?}"

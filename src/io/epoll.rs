@@ -146,8 +146,8 @@ impl Conn for EpollConn {
         (r, buf)
     }
 
-    async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
-        let r = by(deadline, async {
+    async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()> {
+        by(deadline, async {
             while !g.is_empty() {
                 self.s.writable().await?;
                 let n = {
@@ -168,8 +168,7 @@ impl Conn for EpollConn {
             }
             Ok(())
         })
-        .await;
-        (r, g)
+        .await
     }
 
     // Through tokio's try_io, so that a splice finding nothing clears the readiness tokio

@@ -70,12 +70,19 @@ pub trait Conn: 'static {
     /// deadline (io_uring: up to 10 ms after it when it was 100 ms or more away, see
     /// uring/watch.rs): Err(TimedOut), with nothing consumed from the socket.
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
-    /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline.
-    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather);
+    /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline. `g` is taken
+    /// while a send is in flight and put back after it, so it is not moved through every
+    /// caller's future (each move lands on other cold cache lines; perf/README.md).
+    async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()>;
     /// `write_all` of `g` by `by.write`, then one `read` into `buf` by `by.read`: a client's
     /// request and the start of its response. A backend that can link the two submits them at
     /// once.
-    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+    async fn write_then_read(
+        &self,
+        g: &mut Gather,
+        buf: &mut Vec<u8>,
+        by: Deadlines,
+    ) -> Result<usize, ExchangeError> {
         one_then_other(self, g, buf, by).await
     }
     /// Splices up to `max` bytes of what has arrived into `pipe` without waiting: Ok(0) at end
@@ -131,33 +138,28 @@ pub struct Deadlines {
     pub read: Instant,
 }
 
-/// What `Conn::write_then_read` returns: the bytes read, and both buffers back.
-pub type Exchange = (Result<usize, ExchangeError>, Gather, Vec<u8>);
-
 /// `Conn::write_then_read` as two operations, one after the other (also for byte streams
 /// over a `Conn`, such as ringload's TLS).
 pub async fn write_then_read(
-    write: impl AsyncFnOnce(Gather) -> (io::Result<()>, Gather),
+    write: impl AsyncFnOnce(&mut Gather) -> io::Result<()>,
     read: impl AsyncFnOnce(Vec<u8>) -> (io::Result<usize>, Vec<u8>),
-    g: Gather,
-    buf: Vec<u8>,
-) -> Exchange {
-    let (w, g) = write(g).await;
-    if let Err(e) = w {
-        return (Err(ExchangeError::Write(e)), g, buf);
-    }
-    let (r, buf) = read(buf).await;
-    (r.map_err(ExchangeError::Read), g, buf)
+    g: &mut Gather,
+    buf: &mut Vec<u8>,
+) -> Result<usize, ExchangeError> {
+    write(g).await.map_err(ExchangeError::Write)?;
+    let (r, back) = read(std::mem::take(buf)).await;
+    *buf = back;
+    r.map_err(ExchangeError::Read)
 }
 
 /// `Conn::write_then_read` on `c` as two operations, one after the other.
 async fn one_then_other<C: Conn + ?Sized>(
     c: &C,
-    g: Gather,
-    buf: Vec<u8>,
+    g: &mut Gather,
+    buf: &mut Vec<u8>,
     by: Deadlines,
-) -> Exchange {
-    let write = async |g| c.write_all(g, by.write).await;
+) -> Result<usize, ExchangeError> {
+    let write = async |g: &mut Gather| c.write_all(g, by.write).await;
     write_then_read(write, async |b| c.read(b, by.read).await, g, buf).await
 }
 

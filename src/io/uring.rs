@@ -19,9 +19,7 @@ use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 use tokio_uring::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 
-use super::{
-    Backend, Conn, Deadlines, Exchange, ExchangeError, Gather, Listener, Ready, timed_out,
-};
+use super::{Backend, Conn, Deadlines, ExchangeError, Gather, Listener, Ready, timed_out};
 
 mod own;
 mod watch;
@@ -396,49 +394,58 @@ impl<R: Driver> Conn for UringConn<R> {
         (received(r, &mut buf), buf)
     }
 
+    async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()> {
+        while !g.is_empty() {
+            let sqe = self.send_sqe(g, 0);
+            let (r, back) =
+                until::<R, _>(self.raw(), R::submit(std::mem::take(g), sqe), deadline).await;
+            *g = back;
+            match r {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => g.advance(n as usize),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// A small request goes out as one send (MSG_WAITALL: all or an error; a sendmsg when it
     /// has several segments) linked with the read, so both take one submission and only the
     /// read completes; on a driver that cannot link, or for a larger request, one after the
     /// other.
-    async fn write_then_read(&self, mut g: Gather, mut buf: Vec<u8>, by: Deadlines) -> Exchange {
+    async fn write_then_read(
+        &self,
+        g: &mut Gather,
+        buf: &mut Vec<u8>,
+        by: Deadlines,
+    ) -> Result<usize, ExchangeError> {
         let far = by.read >= R::now() + LINK_MIN_WAIT;
         if !far || g.total_len() > LINK_MAX || g.segs.len() > super::IOV_MAX {
             return super::one_then_other(self, g, buf, by).await;
         }
-        let send = self.send_sqe(&mut g, libc::MSG_WAITALL);
-        let recv = self.recv_sqe(&mut buf);
+        let send = self.send_sqe(g, libc::MSG_WAITALL);
+        let recv = self.recv_sqe(buf);
         // The pointers are into the heap blocks of g.input / g.scratch / g.iov / g.msg and
         // buf, which travel with the operation.
-        let op = match R::submit_linked((g, buf), send, recv) {
+        let op = match R::submit_linked((std::mem::take(g), std::mem::take(buf)), send, recv) {
             Ok(op) => op,
-            Err((g, buf)) => return super::one_then_other(self, g, buf, by).await,
+            Err((gb, bb)) => {
+                (*g, *buf) = (gb, bb);
+                return super::one_then_other(self, g, buf, by).await;
+            }
         };
-        let (r, (g, mut buf)) = until::<R, _>(self.raw(), op, by.read).await;
-        let r = match r {
+        let (r, (gb, bb)) = until::<R, _>(self.raw(), op, by.read).await;
+        (*g, *buf) = (gb, bb);
+        match r {
             Err(e) if e.get_ref().is_some_and(|i| i.is::<FirstFailed>()) => {
                 let first = e
                     .into_inner()
                     .and_then(|i| i.downcast::<FirstFailed>().ok());
                 let e = first.map_or_else(|| io::ErrorKind::Other.into(), |f| f.into_io());
-                return (Err(ExchangeError::Write(e)), g, buf);
+                Err(ExchangeError::Write(e))
             }
-            r => received(r, &mut buf).map_err(ExchangeError::Read),
-        };
-        (r, g, buf)
-    }
-
-    async fn write_all(&self, mut g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
-        while !g.is_empty() {
-            let sqe = self.send_sqe(&mut g, 0);
-            let (r, back) = until::<R, _>(self.raw(), R::submit(g, sqe), deadline).await;
-            g = back;
-            match r {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), g),
-                Ok(n) => g.advance(n as usize),
-                Err(e) => return (Err(e), g),
-            }
+            r => received(r, buf).map_err(ExchangeError::Read),
         }
-        (Ok(()), g)
     }
 
     /// A one-shot poll on the socket, cancelled at the deadline like any other operation.

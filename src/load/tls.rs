@@ -22,7 +22,7 @@ use rustls::{
     SignatureScheme,
 };
 
-use crate::io::{self as seam, Conn, Deadlines, Exchange, Gather, Src};
+use crate::io::{self as seam, Conn, Deadlines, ExchangeError, Gather, Src};
 use crate::load::engine::wire::Wire;
 
 /// Ciphertext read per socket read: one full TLS record and then some.
@@ -260,8 +260,7 @@ impl<C: Conn> TlsWire<C> {
                 tx.push(Src::Scratch, 0, n);
                 tx
             };
-            let (r, back) = Conn::write_all(&self.conn, tx, deadline).await;
-            tx = back;
+            let r = Conn::write_all(&self.conn, &mut tx, deadline).await;
             self.st.borrow_mut().tx = tx;
             r?;
         }
@@ -365,14 +364,18 @@ impl<C: Conn> Wire for TlsWire<C> {
         }
     }
 
-    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
-        let r = self.send(&g, deadline).await;
-        (r, g)
+    async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()> {
+        self.send(g, deadline).await
     }
 
     /// One after the other: records are encrypted and read through rustls.
-    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
-        let write = async |g| Wire::write_all(self, g, by.write).await;
+    async fn write_then_read(
+        &self,
+        g: &mut Gather,
+        buf: &mut Vec<u8>,
+        by: Deadlines,
+    ) -> Result<usize, ExchangeError> {
+        let write = async |g: &mut Gather| Wire::write_all(self, g, by.write).await;
         seam::write_then_read(write, async |b| Wire::read(self, b, by.read).await, g, buf).await
     }
 }
@@ -408,14 +411,19 @@ impl<C: Conn> Wire for MaybeTls<C> {
         }
     }
 
-    async fn write_all(&self, g: Gather, deadline: Instant) -> (io::Result<()>, Gather) {
+    async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()> {
         match self {
             MaybeTls::Plain(c) => Conn::write_all(c, g, deadline).await,
             MaybeTls::Tls(t) => Wire::write_all(&**t, g, deadline).await,
         }
     }
 
-    async fn write_then_read(&self, g: Gather, buf: Vec<u8>, by: Deadlines) -> Exchange {
+    async fn write_then_read(
+        &self,
+        g: &mut Gather,
+        buf: &mut Vec<u8>,
+        by: Deadlines,
+    ) -> Result<usize, ExchangeError> {
         match self {
             MaybeTls::Plain(c) => Conn::write_then_read(c, g, buf, by).await,
             MaybeTls::Tls(t) => Wire::write_then_read(&**t, g, buf, by).await,

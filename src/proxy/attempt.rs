@@ -21,25 +21,13 @@ use crate::shard::{Epoch, Shard};
 pub(super) async fn write_via<C: Conn>(
     conn: &C,
     g: &mut Gather,
-    src: Option<&mut Vec<u8>>,
+    mut src: Option<&mut Vec<u8>>,
     deadline: Instant,
 ) -> io::Result<()> {
-    with_input(g, src, async |g| conn.write_all(g, deadline).await).await
-}
-
-/// Runs `op` on `g` with `src` (when given) lent as its input buffer; afterwards the buffer is
-/// back in `src` and the gather list is emptied for the next use.
-async fn with_input<T>(
-    g: &mut Gather,
-    src: Option<&mut Vec<u8>>,
-    op: impl AsyncFnOnce(Gather) -> (T, Gather),
-) -> T {
-    let mut src = src;
     if let Some(b) = src.as_deref_mut() {
         g.input = std::mem::take(b);
     }
-    let (r, back) = op(std::mem::take(g)).await;
-    *g = back;
+    let r = conn.write_all(g, deadline).await;
     if let Some(b) = src {
         *b = std::mem::take(&mut g.input);
     }
@@ -111,13 +99,10 @@ impl<B: Backend> Client<B> {
                 write: head_deadline,
                 read: head_deadline,
             };
-            let bbuf = &mut self.bbuf;
-            let r = with_input(&mut self.g, Some(&mut self.inbuf), async |g| {
-                let (r, g, buf) = be.write_then_read(g, std::mem::take(bbuf), by).await;
-                *bbuf = buf;
-                (r, g)
-            })
-            .await;
+            self.g.input = std::mem::take(&mut self.inbuf);
+            let r = be.write_then_read(&mut self.g, &mut self.bbuf, by).await;
+            self.inbuf = std::mem::take(&mut self.g.input);
+            self.g.clear();
             match r {
                 Ok(n) => first_read = Some(Ok(n)),
                 Err(ExchangeError::Read(e)) => first_read = Some(Err(e)),

@@ -301,10 +301,7 @@ async fn serve<B: Backend, W: Wire>(
                 write: now + plan.timeout,
                 read: deadline,
             };
-            let (r, back_g, back) = conn
-                .write_then_read(std::mem::take(g), std::mem::take(buf), by)
-                .await;
-            (*g, *buf) = (back_g, back);
+            let r = conn.write_then_read(g, buf, by).await;
             g.clear();
             let r = match r {
                 Err(ExchangeError::Write(e)) => return End::Lost(error_kind("write", &e)),

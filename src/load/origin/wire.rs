@@ -25,10 +25,11 @@ impl<B: Backend> Session<B> {
         }
         let n = self.g.total_len() as u64;
         self.counters().bytes_out.fetch_add(n, Relaxed);
-        let g = std::mem::take(&mut self.g);
-        let (r, mut g) = self.conn.write_all(g, Instant::now() + IO_TIMEOUT).await;
-        g.clear();
-        self.g = g;
+        let r = self
+            .conn
+            .write_all(&mut self.g, Instant::now() + IO_TIMEOUT)
+            .await;
+        self.g.clear();
         r
     }
 
