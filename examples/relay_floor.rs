@@ -1,19 +1,20 @@
-//! The floor under any user-space proxy on io_uring: each accepted client connection is paired
-//! with one member connection for its life, and bytes go back and forth with nothing looked
-//! at. It does per request only what no proxy can skip: a receive and a send each way, on
-//! ringproxy's ring setup (`SINGLE_ISSUER | DEFER_TASKRUN`, each send linked to the next
-//! receive, the send posting no completion), one `io_uring_enter` per batch of completions.
-//! No parsing, no routing, no pool check, no log. `perf/profile` runs it as
-//! `TARGET=relay-floor` (perf/README.md, "The floor under the 0.6× target").
+//! What ringproxy's I/O costs without HTTP: each accepted client connection is paired with one
+//! member connection for its life, and bytes go back and forth with nothing looked at. Per
+//! request it does a receive and a send each way and nothing else, with ringproxy's operations
+//! and ring setup (`SINGLE_ISSUER | DEFER_TASKRUN`; one-shot receives; each send linked to the
+//! next receive and posting no completion; descriptors not registered; one `io_uring_enter` per
+//! batch of completions). No parsing, no routing, no pool check, no log: what ringproxy costs
+//! above it is its own work. `perf/compare --proxies relay-floor` and
+//! `TARGET=relay-floor perf/profile` run it (perf/README.md, "The io_uring byte relay").
 //!
 //! Each direction is a chain with one operation in flight: a receive, then the send of what
 //! it got linked to the next receive into the same buffer. A close or an error on either side
 //! ends both directions (no half-close). Bodies go through 64 KiB buffers, not spliced as
-//! ringproxy's are, so it is a floor for small messages only.
+//! ringproxy's are, so it is a reference for small messages only.
 //!
 //! Usage: relay_floor LISTEN_PORT MEMBER_PORT[,MEMBER_PORT...] [THREADS]
-//! (127.0.0.1 only; members taken in turn per accepted connection; one SO_REUSEPORT listener
-//! per thread).
+//! (127.0.0.1 only; one SO_REUSEPORT listener per thread, THREADS >= 1; each thread takes the
+//! members in turn for the connections it accepts).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -23,7 +24,7 @@ use io_uring::{IoUring, opcode, squeue, types::Fd};
 use socket2::{Domain, SockRef, Socket, Type};
 
 const ENTRIES: u32 = 1024;
-const BUF: usize = 64 * 1024;
+const BUF_LEN: usize = 64 * 1024;
 
 /// What a completion is for: the low bits of its user data; the pair's index is above them.
 /// A chain's send posts a completion only when it fails.
@@ -47,27 +48,51 @@ struct Pair {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: relay_floor LISTEN_PORT MEMBER_PORT[,MEMBER_PORT...] [THREADS]";
-    let (Some(listen), Some(members)) = (args.get(1), args.get(2)) else {
+    let parsed = (|| {
+        let listen: u16 = args.get(1)?.parse().ok()?;
+        let members = args.get(2)?.split(',').map(|p| p.parse().ok());
+        let members: Vec<u16> = members.collect::<Option<_>>()?;
+        let threads: usize = args.get(3).map_or(Some(1), |t| t.parse().ok())?;
+        (args.len() <= 4 && threads >= 1).then_some((listen, members, threads))
+    })();
+    let Some((listen, members, threads)) = parsed else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let listen: u16 = listen.parse().expect(usage);
-    let members: Vec<u16> = members
-        .split(',')
-        .map(|p| p.parse().expect(usage))
-        .collect();
-    let threads: usize = args.get(3).map_or(1, |t| t.parse().expect(usage));
+    raise_fd_limit();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let listener = listener(listen).expect("listen");
+            let listener = listener(listen).unwrap_or_else(|e| fail("listen", e));
             let members = members.clone();
-            std::thread::spawn(move || run(listener, &members))
+            std::thread::spawn(move || {
+                if let Err(e) = run(listener, &members) {
+                    fail("worker", e);
+                }
+            })
         })
         .collect();
     for w in workers {
-        if let Err(e) = w.join().expect("worker panicked") {
-            eprintln!("relay_floor: {e}");
-            std::process::exit(1);
+        let _ = w.join();
+    }
+}
+
+/// Ends the whole process: a relay with a worker gone would measure something else.
+fn fail(what: &str, e: io::Error) -> ! {
+    eprintln!("relay_floor: {what}: {e}");
+    std::process::exit(1);
+}
+
+/// Two descriptors per pair: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
@@ -82,42 +107,47 @@ fn listener(port: u16) -> io::Result<Socket> {
 }
 
 fn run(listener: Socket, members: &[u16]) -> io::Result<()> {
+    // Declared before the ring, so dropped after it: no buffer goes while the ring lives.
+    let mut pairs: Vec<Option<Pair>> = Vec::new();
     let mut ring = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
         .build(ENTRIES)?;
     let lfd = listener.as_raw_fd();
-    let mut pairs: Vec<Option<Pair>> = Vec::new();
     let mut next_member = 0;
-    let mut queue = vec![accept_sqe(lfd)];
+    let mut done: Vec<(u64, i32)> = Vec::with_capacity(ENTRIES as usize);
+    push(&mut ring, &[accept_sqe(lfd)])?;
     loop {
-        push_all(&mut ring, &mut queue)?;
-        ring.submit_and_wait(1)?;
-        let done: Vec<(u64, i32)> = ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
-        for (data, res) in done {
+        match ring.submit_and_wait(1) {
+            Ok(_) => {}
+            // A signal, or completions waiting to be reaped first.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(data, res) in &done {
             let (idx, kind) = ((data >> KIND_BITS) as usize, data & ((1 << KIND_BITS) - 1));
             match kind {
                 ACCEPT => {
-                    queue.push(accept_sqe(lfd));
+                    if res < 0 && !matches!(-res, libc::ECONNABORTED | libc::EINTR) {
+                        return Err(io::Error::from_raw_os_error(-res));
+                    }
+                    push(&mut ring, &[accept_sqe(lfd)])?;
                     if res >= 0 {
                         // SAFETY: a successful accept returns a descriptor nothing else owns.
                         let client = unsafe { OwnedFd::from_raw_fd(res) };
                         let port = members[next_member % members.len()];
                         next_member += 1;
                         if let Ok(pair) = connect(client, port) {
-                            start(&mut pairs, pair, &mut queue);
+                            start(&mut ring, &mut pairs, pair)?;
                         }
                     }
                 }
                 // The failed send's linked receive ends its chain (-ECANCELED).
                 SEND => {}
                 _ => {
-                    let Some(pair) = pairs[idx].as_mut() else {
-                        continue;
-                    };
+                    let pair = pairs[idx].as_mut().expect("a receive of a live pair");
                     if res <= 0 {
                         // A close or an error ends both directions: the shutdown ends the
                         // other chain's receive; the pair goes when neither has one left.
@@ -142,8 +172,8 @@ fn run(listener: Socket, members: &[u16]) -> io::Result<()> {
                         .build()
                         .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
                         .user_data(((idx as u64) << KIND_BITS) | SEND);
-                    queue.push(send);
-                    queue.push(recv_sqe(from.as_raw_fd(), buf, idx, kind));
+                    let recv = recv_sqe(from.as_raw_fd(), buf, idx, kind);
+                    push(&mut ring, &[send, recv])?;
                 }
             }
         }
@@ -157,31 +187,22 @@ fn connect(client: OwnedFd, port: u16) -> io::Result<Pair> {
     Ok(Pair {
         client,
         member: member.into(),
-        up: vec![0; BUF].into_boxed_slice(),
-        down: vec![0; BUF].into_boxed_slice(),
+        up: vec![0; BUF_LEN].into_boxed_slice(),
+        down: vec![0; BUF_LEN].into_boxed_slice(),
         live: 2,
     })
 }
 
 /// Puts the pair in a free slot and starts both directions' receives.
-fn start(pairs: &mut Vec<Option<Pair>>, mut pair: Pair, queue: &mut Vec<squeue::Entry>) {
+fn start(ring: &mut IoUring, pairs: &mut Vec<Option<Pair>>, mut pair: Pair) -> io::Result<()> {
     let idx = pairs.iter().position(Option::is_none).unwrap_or_else(|| {
         pairs.push(None);
         pairs.len() - 1
     });
-    queue.push(recv_sqe(
-        pair.client.as_raw_fd(),
-        &mut pair.up,
-        idx,
-        UP_RECV,
-    ));
-    queue.push(recv_sqe(
-        pair.member.as_raw_fd(),
-        &mut pair.down,
-        idx,
-        DOWN_RECV,
-    ));
+    let up = recv_sqe(pair.client.as_raw_fd(), &mut pair.up, idx, UP_RECV);
+    let down = recv_sqe(pair.member.as_raw_fd(), &mut pair.down, idx, DOWN_RECV);
     pairs[idx] = Some(pair);
+    push(ring, &[up, down])
 }
 
 fn accept_sqe(lfd: RawFd) -> squeue::Entry {
@@ -197,13 +218,13 @@ fn recv_sqe(fd: RawFd, buf: &mut [u8], idx: usize, kind: u64) -> squeue::Entry {
         .user_data(((idx as u64) << KIND_BITS) | kind)
 }
 
-fn push_all(ring: &mut IoUring, queue: &mut Vec<squeue::Entry>) -> io::Result<()> {
-    for sqe in queue.drain(..) {
-        // SAFETY: every buffer an entry points to is a pair's heap buffer, and a pair stays
-        // until neither of its chains has an operation in flight.
-        while unsafe { ring.submission().push(&sqe) }.is_err() {
-            ring.submit()?;
-        }
+/// Queues `entries` together, submitting first when they do not fit: a link holds only
+/// within one submission, so a send and its linked receive must go in at once.
+fn push(ring: &mut IoUring, entries: &[squeue::Entry]) -> io::Result<()> {
+    // SAFETY: every buffer an entry points to is a pair's heap buffer, and a pair stays until
+    // neither of its chains has an operation in flight.
+    while unsafe { ring.submission().push_multiple(entries) }.is_err() {
+        ring.submit()?;
     }
     Ok(())
 }

@@ -114,20 +114,17 @@ fn quick_compare_writes_results_and_stops_what_it_started() {
     let proxy = row("ringproxy ×1");
     let cpu = proxy[4].split_whitespace().next().unwrap();
     assert!(cpu.parse::<f64>().unwrap() > 0.0, "{proxy:?}");
-    // Backend connections within the bound of 1 worker × 50 clients.
-    let conns = &proxy[proxy.len() - 3];
-    let opened: usize = conns.split_whitespace().next().unwrap().parse().unwrap();
-    assert!((1..=50).contains(&opened), "backend conns {conns}");
+    // Backend connections opened (the column before errors), then the bound in parentheses.
+    let opened = |r: &[String]| -> usize {
+        let cell = r[r.len() - 3].split_whitespace().next().unwrap();
+        cell.parse().unwrap()
+    };
+    // Within the bound of 1 worker × 50 clients.
+    assert!((1..=50).contains(&opened(proxy)), "{proxy:?}");
     // The relay pairs each client connection with a member connection of its own: the
     // warm-up's 50, the run's 50 and the readiness probes'.
     let relay = row("io_uring byte relay ×1");
-    let opened: usize = relay[relay.len() - 3]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(opened >= 100, "{relay:?}");
+    assert!(opened(relay) >= 100, "{relay:?}");
 
     let json_name = files.iter().find(|f| f.ends_with(".json")).unwrap();
     let json = std::fs::read_to_string(out.join(json_name)).unwrap();

@@ -67,7 +67,7 @@ def parse_args(argv):
                    help="default ringproxy,haproxy,nginx,apache; for reference, on request: "
                         "haproxy-tcp (an L4 relay), ringproxy-epoll and ringproxy-uring (its "
                         "epoll backend and tokio-uring's io_uring loop), relay-floor "
-                        "(examples/relay_floor.rs, a byte relay on io_uring)")
+                        "(examples/relay_floor.rs: ringproxy's io_uring I/O without HTTP)")
     p.add_argument("--bodies", type=list_arg(size_arg), default=[27, 16384, 1048576],
                    help="response body sizes (default 27,16k,1m)")
     p.add_argument("--conns", type=list_arg(int), default=[50, 200],

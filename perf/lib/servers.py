@@ -12,8 +12,8 @@ import shutil
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# PERF_BUILT: another folder holding ringproxy and ringload (tests/perf_compare.rs runs cargo
-# test's debug builds).
+# PERF_BUILT: another folder holding ringproxy, ringload and examples/relay_floor
+# (tests/perf_compare.rs runs cargo test's debug builds).
 BUILT = os.environ.get("PERF_BUILT") or os.path.join(REPO, "target", "release")
 APACHE_ROOT = "/usr/lib/apache2"  # Debian's: modules/ is under it
 PATH = "/service1/index.html"
@@ -24,11 +24,11 @@ PROXIES = ("ringproxy", "haproxy", "nginx", "apache")
 # parsing, one member connection per client connection) shows what the socket work alone costs;
 # ringproxy on its epoll backend (IoBackend epoll) shows what io_uring changes, and on
 # tokio-uring's loop (IoBackend uring) what our own io_uring loop saves; relay-floor
-# (examples/relay_floor.rs: bytes relayed on io_uring, nothing else) the least any user-space
-# proxy on io_uring can cost.
+# (examples/relay_floor.rs: bytes relayed with ringproxy's io_uring operations, nothing else)
+# what ringproxy costs above its own I/O.
 REFERENCES = ("haproxy-tcp", "ringproxy-epoll", "ringproxy-uring", "relay-floor")
-# ringproxy and ringload run from copies made at the start (copy_binaries), so that a rebuild
-# during the run does not change what is measured half-way.
+# ringproxy, ringload and the relay run from copies made at the start (copy_binaries), so that
+# a rebuild during the run does not change what is measured half-way.
 PROGRAMS = {"ringproxy": os.path.join(BUILT, "ringproxy"),
             "ringload": os.path.join(BUILT, "ringload"),
             "ringproxy-epoll": os.path.join(BUILT, "ringproxy"),
@@ -197,7 +197,7 @@ def ringproxy_uring(workers, ports, work):
 
 
 def relay_floor(workers, ports, work):
-    """examples/relay_floor.rs: a byte relay on io_uring, the floor of any user-space proxy."""
+    """examples/relay_floor.rs: bytes relayed with ringproxy's io_uring operations, no HTTP."""
     a, b = ports.members
     return [PROGRAMS["relay-floor"], str(ports.proxy), f"{a},{b}", str(workers)]
 
