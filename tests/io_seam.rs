@@ -171,6 +171,11 @@ fn write_then_read<B: Backend>() {
             matches!(r, Err(ExchangeError::Write(_))),
             "wanted a write error, got {r:?}"
         );
+        assert_eq!(
+            &g.input[..],
+            b"PING",
+            "the buffers come back after a failed write"
+        );
     });
     peer.join().unwrap();
 }

@@ -70,9 +70,11 @@ pub trait Conn: 'static {
     /// deadline (io_uring: up to 10 ms after it when it was 100 ms or more away, see
     /// uring/watch.rs): Err(TimedOut), with nothing consumed from the socket.
     async fn read(&self, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>);
-    /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline. `g` is taken
-    /// while a send is in flight and put back after it, so it is not moved through every
-    /// caller's future (each move lands on other cold cache lines; perf/README.md).
+    /// Writes every segment of `g`, in order; Err(TimedOut) at the deadline. On every return
+    /// `g` has its buffers back (on an error, with the segments not sent). If the future is
+    /// dropped mid-flight, `g` (and `buf` in `write_then_read`) may be left empty: their heap
+    /// blocks stay with the operation until the kernel completes it. Borrowed, not passed by
+    /// value, so the buffers move only into the operation (perf/README.md).
     async fn write_all(&self, g: &mut Gather, deadline: Instant) -> io::Result<()>;
     /// `write_all` of `g` by `by.write`, then one `read` into `buf` by `by.read`: a client's
     /// request and the start of its response. A backend that can link the two submits them at
@@ -197,6 +199,17 @@ impl Gather {
     pub fn clear(&mut self) {
         self.segs.clear();
         self.scratch.clear();
+    }
+
+    /// Takes `src` as the input buffer that `Src::Input` segments point into.
+    pub fn lend_input(&mut self, src: &mut Vec<u8>) {
+        self.input = std::mem::take(src);
+    }
+
+    /// Gives the input buffer back to `src` and clears the list for the next use.
+    pub fn return_input(&mut self, src: &mut Vec<u8>) {
+        *src = std::mem::take(&mut self.input);
+        self.clear();
     }
 
     /// Appends `start..end` of one buffer; merges with the previous segment when contiguous.
