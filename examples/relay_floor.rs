@@ -171,7 +171,7 @@ fn run(listener: Socket, members: &[u16]) -> io::Result<()> {
                         .flags(libc::MSG_WAITALL)
                         .build()
                         .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
-                        .user_data(((idx as u64) << KIND_BITS) | SEND);
+                        .user_data(tag(idx, SEND));
                     let recv = recv_sqe(from.as_raw_fd(), buf, idx, kind);
                     push(&mut ring, &[send, recv])?;
                 }
@@ -215,7 +215,12 @@ fn accept_sqe(lfd: RawFd) -> squeue::Entry {
 fn recv_sqe(fd: RawFd, buf: &mut [u8], idx: usize, kind: u64) -> squeue::Entry {
     opcode::Recv::new(Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
         .build()
-        .user_data(((idx as u64) << KIND_BITS) | kind)
+        .user_data(tag(idx, kind))
+}
+
+/// A completion's user data: the pair's index above the kind bits.
+fn tag(idx: usize, kind: u64) -> u64 {
+    ((idx as u64) << KIND_BITS) | kind
 }
 
 /// Queues `entries` together, submitting first when they do not fit: a link holds only
