@@ -172,15 +172,21 @@ def set_affinity(pid, cpus):
                 pass
 
 
-def port_free(port):
-    """True when nothing listens on 127.0.0.1:port."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+def port_free(port, timeout=5.0):
+    """True when nothing listens on 127.0.0.1:port, waiting up to `timeout` seconds for it: an
+    io_uring server's listening socket outlives its process by moments (the ring is torn down
+    after the exit, and a pending accept holds the socket until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+        time.sleep(0.05)
 
 
 def wait_listening(port, proc, timeout):
