@@ -144,3 +144,41 @@ fn quick_compare_writes_results_and_stops_what_it_started() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// perf/compare's port check waits for a listener that is about to go (an io_uring server's
+/// outlives its process by moments), and still reports one that stays.
+#[test]
+fn the_port_check_waits_for_a_listener_on_its_way_out() {
+    let check = |port: u16, timeout: &str| -> bool {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import sys; sys.path.insert(0, 'perf/lib'); import procs; \
+                 print(procs.port_free({port}, timeout={timeout}))"
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{out:?}");
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "True" => true,
+            "False" => false,
+            other => panic!("port_free printed {other:?}"),
+        }
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert!(
+        !check(port, "0.3"),
+        "a listener that stays is reported busy"
+    );
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(listener);
+    });
+    assert!(
+        check(port, "10"),
+        "the port is free once the listener is gone"
+    );
+    closer.join().unwrap();
+}

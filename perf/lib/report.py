@@ -125,7 +125,8 @@ def table(cells, body):
     return "\n".join(lines)
 
 
-def markdown(info, cells, charts_files):
+def markdown(info, cells, charts_files, readme):
+    """`readme`: perf/README.md's path relative to the results folder."""
     m = info["machine"]
     bodies = sorted({c["body"] for c in cells})
     parts = [
@@ -146,7 +147,7 @@ def markdown(info, cells, charts_files):
         "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in info["versions"].items()) + ".",
         "",
-        "Columns and how they are measured: [perf/README.md](../README.md). ×N is the number of "
+        f"Columns and how they are measured: [perf/README.md]({readme}). ×N is the number of "
         "proxy workers (ringproxy shards, HAProxy threads, nginx worker processes, Apache "
         "processes). Latencies are ringload's; the ratio is to direct at the same body and "
         "connection count.",
@@ -308,7 +309,8 @@ def write(out_dir, stem, info, cells):
     md_path = os.path.join(out_dir, stem + ".md")
     names = [os.path.basename(p) for p in chart_files] + [os.path.basename(json_path)]
     with open(md_path, "w") as f:
-        f.write(markdown(info, cells, names))
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+        f.write(markdown(info, cells, names, os.path.relpath(readme, os.path.abspath(out_dir))))
     return [md_path, json_path, *chart_files]
 
 
